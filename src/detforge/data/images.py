@@ -1,0 +1,87 @@
+"""Image headers and decoding under one EXIF policy.
+
+Policy: detforge always shows, trains and predicts on the image *as displayed* — the pixels after
+applying the EXIF orientation tag — and every box is in that frame. `ImageHeader.width/height`
+are the oriented size; `raw_width/raw_height` what the file stores.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from detforge.errors import InvalidImage
+
+__all__ = ["MAX_PIXELS", "ImageHeader", "load_image", "read_header"]
+
+MAX_PIXELS = 20_000 * 20_000
+"""Largest image (width * height) detforge decodes; larger ones are refused before allocation."""
+
+_SWAPS_AXES = {5, 6, 7, 8}
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file says about itself without decoding its pixels."""
+
+    format: str
+    raw_width: int
+    raw_height: int
+    orientation: int = 1
+    mode: str = "RGB"
+
+    @property
+    def width(self) -> int:
+        return self.raw_height if self.orientation in _SWAPS_AXES else self.raw_width
+
+    @property
+    def height(self) -> int:
+        return self.raw_width if self.orientation in _SWAPS_AXES else self.raw_height
+
+
+def read_header(path: str | Path) -> ImageHeader:
+    """Read format, size, mode and EXIF orientation; InvalidImage naming the file if not an image."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                orientation = 1
+                try:
+                    orientation = int(im.getexif().get(0x0112, 1) or 1)
+                except Exception:  # a broken EXIF block is not a broken image
+                    orientation = 1
+                if orientation not in range(1, 9):
+                    orientation = 1
+                return ImageHeader(str(im.format), im.width, im.height, orientation, im.mode)
+    except FileNotFoundError:
+        raise InvalidImage(f"{path}: file not found") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise InvalidImage(f"{path}: not a readable image ({exc})") from None
+    except OSError as exc:
+        raise InvalidImage(f"{path}: cannot read image header ({exc})") from None
+
+
+def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode to an RGB PIL image in the displayed (EXIF-oriented) frame.
+
+    Refuses images over `max_pixels` before decoding, and truncated or corrupt files, with InvalidImage.
+    """
+    path = Path(path)
+    header = read_header(path)
+    if header.raw_width * header.raw_height > max_pixels:
+        raise InvalidImage(
+            f"{path}: {header.raw_width}x{header.raw_height} pixels exceeds the limit of {max_pixels} pixels"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                oriented = ImageOps.exif_transpose(im)
+                return oriented.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImage(f"{path}: cannot decode image ({exc})") from None
