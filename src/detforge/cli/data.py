@@ -1,0 +1,123 @@
+"""`detforge data ...`: sample, check, stats, show, split, convert."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from detforge.data.formats import READ_FORMATS, WRITE_FORMATS
+
+__all__ = ["add_parser"]
+
+
+def _add_format(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=READ_FORMATS, default=None, help="force the input format (default: detect)")
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    data = commands.add_parser("data", help="read, check, understand, split and convert datasets")
+    sub = data.add_subparsers(dest="data_command", metavar="VERB", required=True)
+
+    p = sub.add_parser("sample", help="generate the bundled sample dataset (COCO, train/val/test)")
+    p.add_argument("out", type=Path)
+    p.add_argument("--n", type=int, default=240, help="number of images (default 240)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_sample)
+
+    p = sub.add_parser("check", help="report every problem in a dataset (exit 1 when there are errors)")
+    p.add_argument("data", metavar="PATH", type=Path)
+    _add_format(p)
+    p.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    p.add_argument("--json", action="store_true", help="print a machine-readable report")
+    p.add_argument("--no-leakage", dest="leakage", action="store_false", help="skip near-duplicate search")
+    p.set_defaults(handler=_check)
+
+    p = sub.add_parser("stats", help="images, instances per class, box sizes, aspect ratios")
+    p.add_argument("data", metavar="PATH", type=Path)
+    _add_format(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", type=Path, default=None, help="also write PNG plots and index.html here")
+    p.set_defaults(handler=_stats)
+
+    p = sub.add_parser("show", help="draw random samples with their labels (gallery PNG + HTML)")
+    p.add_argument("data", metavar="PATH", type=Path)
+    _add_format(p)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--n", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--subset", default=None, help="only this subset (train, val, test, ...)")
+    p.set_defaults(handler=_show)
+
+    p = sub.add_parser("split", help="deterministic, stratified, group-aware train/val/test split or k folds")
+    p.add_argument("data", metavar="PATH", type=Path)
+    _add_format(p)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--ratios", type=float, nargs="+", default=[0.8, 0.1, 0.1])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--group", default=None, help="regex on file names; matching images stay in one split")
+    p.add_argument("--folds", type=int, default=None, help="write K train/val folds instead")
+    p.add_argument("--to", choices=WRITE_FORMATS, default=None, help="output format (default: the input's)")
+    p.add_argument("--rename", action="store_true", help="rename images to their ids (000001.jpg, ...)")
+    p.set_defaults(handler=_split)
+
+    p = sub.add_parser("convert", help="convert a dataset to coco, yolo or voc")
+    p.add_argument("src", type=Path)
+    p.add_argument("dst", type=Path)
+    p.add_argument("--to", choices=WRITE_FORMATS, required=True)
+    _add_format(p)
+    p.set_defaults(handler=_convert)
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from detforge.api import sample
+
+    out = sample(args.out, n=args.n, seed=args.seed)
+    print(f"wrote sample dataset ({args.n} images, seed {args.seed}) to {out}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from detforge.api import check
+
+    report = check(args.data, format=args.format, strict=args.strict, leakage=args.leakage)
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.format_text())
+    return 0 if report.ok else 1
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from detforge.api import stats
+
+    result = stats(args.data, format=args.format, out=args.out)
+    print(json.dumps(result.to_json(), indent=2) if args.json else result.format_table())
+    if args.out is not None and not args.json:
+        print(f"\nplots and report: {args.out / 'index.html'}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from detforge.api import show
+
+    html = show(args.data, out=args.out, n=args.n, seed=args.seed, subset=args.subset, format=args.format)
+    print(f"gallery: {html}  (grid: {html.parent / 'gallery.png'})")
+    return 0
+
+
+def _split(args: argparse.Namespace) -> int:
+    from detforge.api import split
+
+    outs = split(
+        args.data, out=args.out, ratios=args.ratios, seed=args.seed, group=args.group,
+        folds=args.folds, to=args.to, rename=args.rename, format=args.format,
+    )
+    for out in outs:
+        print(f"wrote {out}")
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from detforge.api import convert
+
+    out = convert(args.src, args.dst, to=args.to, format=args.format)
+    print(f"wrote {args.to} dataset to {out}")
+    return 0
