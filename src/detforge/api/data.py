@@ -121,7 +121,9 @@ def split(
     if folds:
         parts = kfold(cleaned, folds, seed=seed, group=group)
         return [write_dataset(part, out / f"fold_{i}", fmt) for i, part in enumerate(parts)]
-    names = ("train", "val", "test")[: len(ratios)] if len(ratios) <= 3 else tuple(f"split{i}" for i in range(len(ratios)))
+    names = (
+        ("train", "val", "test")[: len(ratios)] if len(ratios) <= 3 else tuple(f"split{i}" for i in range(len(ratios)))
+    )
     result = split_dataset(cleaned, tuple(ratios), names=names, seed=seed, group=group)
     return [write_dataset(result, out, fmt)]
 

@@ -107,8 +107,15 @@ def _split(args: argparse.Namespace) -> int:
     from detforge.api import split
 
     outs = split(
-        args.data, out=args.out, ratios=args.ratios, seed=args.seed, group=args.group,
-        folds=args.folds, to=args.to, rename=args.rename, format=args.format,
+        args.data,
+        out=args.out,
+        ratios=args.ratios,
+        seed=args.seed,
+        group=args.group,
+        folds=args.folds,
+        to=args.to,
+        rename=args.rename,
+        format=args.format,
     )
     for out in outs:
         print(f"wrote {out}")

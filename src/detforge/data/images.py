@@ -7,6 +7,7 @@ are the oriented size; `raw_width/raw_height` what the file stores.
 
 from __future__ import annotations
 
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,37 @@ MAX_PIXELS = 20_000 * 20_000
 """Largest image (width * height) detforge decodes; larger ones are refused before allocation."""
 
 _SWAPS_AXES = {5, 6, 7, 8}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _orientation_from_exif(exif: Image.Exif) -> int:
+    try:
+        value = int(exif.get(0x0112, 1) or 1)
+    except (TypeError, ValueError):
+        return 1
+    return value if value in range(1, 9) else 1
+
+
+def _png_orientation(path: Path) -> int:
+    """EXIF orientation from a PNG's eXIf chunk, found by skipping chunks (Pillow's getexif decodes PNGs)."""
+    with path.open("rb") as f:
+        if f.read(8) != _PNG_SIGNATURE:
+            return 1
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return 1
+            length, kind = struct.unpack(">I4s", chunk)
+            if kind == b"eXIf":
+                exif = Image.Exif()
+                try:
+                    exif.load(f.read(length))
+                except Exception:  # a broken EXIF block is not a broken image
+                    return 1
+                return _orientation_from_exif(exif)
+            if kind == b"IEND":
+                return 1
+            f.seek(length + 4, 1)
 
 
 @dataclass(frozen=True)
@@ -49,19 +81,19 @@ def read_header(path: str | Path) -> ImageHeader:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                orientation = 1
-                try:
-                    orientation = int(im.getexif().get(0x0112, 1) or 1)
-                except Exception:  # a broken EXIF block is not a broken image
-                    orientation = 1
-                if orientation not in range(1, 9):
-                    orientation = 1
+                if im.format == "PNG":
+                    orientation = _png_orientation(path)
+                else:
+                    try:
+                        orientation = _orientation_from_exif(im.getexif())
+                    except Exception:  # a broken EXIF block is not a broken image
+                        orientation = 1
                 return ImageHeader(str(im.format), im.width, im.height, orientation, im.mode)
     except FileNotFoundError:
         raise InvalidImage(f"{path}: file not found") from None
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise InvalidImage(f"{path}: not a readable image ({exc})") from None
-    except OSError as exc:
+    except (OSError, struct.error) as exc:
         raise InvalidImage(f"{path}: cannot read image header ({exc})") from None
 
 

@@ -53,9 +53,7 @@ class Polygons:
     def __post_init__(self) -> None:
         for i, poly in enumerate(self.points):
             if len(poly) < 6 or len(poly) % 2:
-                raise ValueError(
-                    f"Polygons.points[{i}]: expected an even number >= 6 of coordinates, got {len(poly)}"
-                )
+                raise ValueError(f"Polygons.points[{i}]: expected an even number >= 6 of coordinates, got {len(poly)}")
 
     def bbox(self) -> BBox:
         """The tight XYXY box around all polygons."""

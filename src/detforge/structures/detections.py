@@ -42,7 +42,9 @@ class Target:
                 f"got {self.labels.dtype} {list(self.labels.shape)}"
             )
         if self.masks is not None and (self.masks.ndim != 3 or self.masks.shape[0] != self.boxes.shape[0]):
-            raise ValueError(f"Target.masks: expected [N, H, W] with N={self.boxes.shape[0]}, got {list(self.masks.shape)}")
+            raise ValueError(
+                f"Target.masks: expected [N, H, W] with N={self.boxes.shape[0]}, got {list(self.masks.shape)}"
+            )
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Target:
         return Target(
@@ -72,9 +74,13 @@ class Detections:
         _check_boxes("Detections", self.boxes)
         n = self.boxes.shape[0]
         if self.labels.shape != (n,) or self.labels.dtype != torch.int64:
-            raise ValueError(f"Detections.labels: expected int64 shape [{n}], got {self.labels.dtype} {list(self.labels.shape)}")
+            raise ValueError(
+                f"Detections.labels: expected int64 shape [{n}], got {self.labels.dtype} {list(self.labels.shape)}"
+            )
         if self.scores.shape != (n,) or self.scores.dtype != torch.float32:
-            raise ValueError(f"Detections.scores: expected float32 shape [{n}], got {self.scores.dtype} {list(self.scores.shape)}")
+            raise ValueError(
+                f"Detections.scores: expected float32 shape [{n}], got {self.scores.dtype} {list(self.scores.shape)}"
+            )
         if self.masks is not None and (self.masks.ndim != 3 or self.masks.shape[0] != n):
             raise ValueError(f"Detections.masks: expected [N, H, W] with N={n}, got {list(self.masks.shape)}")
 
@@ -88,7 +94,10 @@ class Detections:
     def filter(self, keep: Tensor) -> Detections:
         """The detections selected by a boolean mask or index tensor."""
         return Detections(
-            self.boxes[keep], self.labels[keep], self.scores[keep], self.image_size,
+            self.boxes[keep],
+            self.labels[keep],
+            self.scores[keep],
+            self.image_size,
             None if self.masks is None else self.masks[keep],
         )
 
@@ -97,6 +106,9 @@ class Detections:
 
     def cpu(self) -> Detections:
         return Detections(
-            self.boxes.cpu(), self.labels.cpu(), self.scores.cpu(), self.image_size,
+            self.boxes.cpu(),
+            self.labels.cpu(),
+            self.scores.cpu(),
+            self.image_size,
             None if self.masks is None else self.masks.cpu(),
         )

@@ -1,0 +1,236 @@
+"""Draw boxes, class tags, polygons and masks on an image; input-agnostic (PIL + numpy, no torch).
+
+Used for dataset galleries and for predictions alike: callers convert their own types to XYXY
+pixel boxes, label strings and optional scores, class ids, polygons and boolean masks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from detforge.structures import BBox, Polygons
+from detforge.visualization.colors import RGB, color_for, color_for_name, text_color_for
+
+__all__ = [
+    "FILL_ALPHA",
+    "default_font_size",
+    "default_line_width",
+    "draw_boxes",
+    "format_label",
+    "load_font",
+    "place_tag",
+    "to_rgb",
+]
+
+FILL_ALPHA = 0.4
+"""Opacity of mask and polygon fills (0 = invisible, 1 = opaque)."""
+
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+
+def default_line_width(width: int, height: int) -> int:
+    """Box line width in pixels for an image of this size: 1 px per ~330 px of the longest side, >= 1."""
+    return max(1, round(0.003 * max(width, height)))
+
+
+def default_font_size(width: int, height: int) -> int:
+    """Tag font size in pixels for an image of this size: ~2.2% of the longest side, clamped to [10, 48]."""
+    return int(min(48, max(10, round(0.022 * max(width, height)))))
+
+
+@lru_cache(maxsize=32)
+def load_font(size: int) -> Font:
+    """PIL's bundled font at `size` pixels where this Pillow supports sizes, else its fixed bitmap font."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, ImportError, OSError):  # Pillow < 10.1 or built without FreeType
+        return ImageFont.load_default()
+
+
+def format_label(label: str, score: float | None = None) -> str:
+    """The tag text: the label, then the score with two decimals ("cat 0.87"); either part may be absent."""
+    if score is None or not math.isfinite(float(score)):
+        return label
+    return f"{label} {float(score):.2f}" if label else f"{float(score):.2f}"
+
+
+def place_tag(
+    box: tuple[int, int, int, int], tag_size: tuple[int, int], image_size: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """Where a tag of `tag_size` (w, h) goes for an integer XYXY `box` in an image of `image_size` (w, h).
+
+    Returns the half-open pixel rectangle (x0, y0, x1, y1), x1 = x0 + w. The tag sits on the box's
+    top-left corner, above the box if there is room, else just inside its top edge; it is then
+    shifted to lie inside the image (when it is larger than the image it starts at 0).
+    """
+    tw, th = tag_size
+    iw, ih = image_size
+    x = box[0]
+    y = box[1] - th if box[1] - th >= 0 else box[1]
+    x = max(0, min(x, iw - tw))
+    y = max(0, min(y, ih - th))
+    return (x, y, x + tw, y + th)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """A new RGB copy of `image`; transparent pixels are composited onto white."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        arr = np.asarray(image, dtype=np.float64)
+        hi = float(arr.max()) if arr.size else 0.0
+        scaled = (arr / hi * 255.0) if hi > 255.0 else arr
+        return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), "L").convert("RGB")
+    return image.convert("RGB")
+
+
+def _check_lengths(n: int, name: str, value: Sequence[object] | None) -> None:
+    if value is not None and len(value) != n:
+        raise ValueError(f"draw_boxes: {name} has {len(value)} items, expected one per box ({n})")
+
+
+def _as_boxes(boxes: Sequence[BBox] | np.ndarray) -> np.ndarray:
+    arr = np.asarray(boxes, dtype=np.float64)
+    if arr.size == 0:
+        return arr.reshape(0, 4)
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise ValueError(f"draw_boxes: boxes must have shape [N, 4] (XYXY pixels), got shape {list(arr.shape)}")
+    return arr
+
+
+def _mask_edges(mask: np.ndarray) -> np.ndarray:
+    """Pixels of `mask` with at least one 4-neighbour outside it (the outline), [H, W] bool."""
+    padded = np.pad(mask, 1, constant_values=False)
+    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return mask & ~interior
+
+
+def _fill_layer(
+    size: tuple[int, int],
+    colors: list[RGB],
+    polygons: Sequence[Polygons | None] | None,
+    masks: np.ndarray | None,
+) -> Image.Image:
+    """A transparent RGBA layer of `size` (w, h) with masks and polygons filled in their colours at FILL_ALPHA."""
+    w, h = size
+    alpha = round(255 * FILL_ALPHA)
+    layer = np.zeros((h, w, 4), dtype=np.uint8)
+    if masks is not None:
+        for i, mask in enumerate(masks):
+            layer[mask] = (*colors[i], alpha)
+    overlay = Image.fromarray(layer, "RGBA")
+    if polygons is not None:
+        draw = ImageDraw.Draw(overlay)
+        for i, poly in enumerate(polygons):
+            for pts in _polygon_points(poly):
+                draw.polygon(pts, fill=(*colors[i], alpha))
+    return overlay
+
+
+def _polygon_points(poly: Polygons | None) -> list[list[tuple[float, float]]]:
+    """The finite polygons of `poly` as point lists (empty for None)."""
+    if poly is None:
+        return []
+    return [
+        [(flat[j], flat[j + 1]) for j in range(0, len(flat) - 1, 2)]
+        for flat in poly.points
+        if all(math.isfinite(v) for v in flat)
+    ]
+
+
+def draw_boxes(
+    image: Image.Image,
+    boxes: Sequence[BBox] | np.ndarray,
+    labels: Sequence[str],
+    *,
+    scores: Sequence[float] | None = None,
+    class_ids: Sequence[int] | None = None,
+    polygons: Sequence[Polygons | None] | None = None,
+    masks: np.ndarray | None = None,
+    line_width: int | None = None,
+) -> Image.Image:
+    """Return a new RGB image with every object drawn; `image` is left untouched.
+
+    `boxes` are [N, 4] XYXY in pixels of `image`; `labels[i]` is the tag text of box i (followed by
+    `scores[i]` as "0.87" when given). Colours come from the palette by `class_ids[i]`, or, without
+    class ids, from the label text. `polygons[i]` (pixel coordinates) and `masks[i]` ([N, H, W]
+    bool, H x W = image size) are filled translucently in the same colour. Line width and font size
+    scale with the image unless `line_width` is given; tags always lie inside the image. Grayscale,
+    palette and RGBA inputs are converted (transparency onto white). Non-finite boxes are skipped.
+    """
+    base = to_rgb(image)
+    w, h = base.size
+    arr = _as_boxes(boxes)
+    n = len(arr)
+    _check_lengths(n, "labels", labels)
+    _check_lengths(n, "scores", scores)
+    _check_lengths(n, "class_ids", class_ids)
+    _check_lengths(n, "polygons", polygons)
+    mask_arr: np.ndarray | None = None
+    if masks is not None:
+        mask_arr = np.asarray(masks).astype(bool, copy=False)
+        if mask_arr.shape != (n, h, w):
+            raise ValueError(
+                f"draw_boxes: masks must have shape [N, H, W] = {[n, h, w]} (one per box, image size), "
+                f"got {list(mask_arr.shape)}"
+            )
+    if line_width is not None and line_width < 1:
+        raise ValueError(f"draw_boxes: line_width must be >= 1 pixel, got {line_width}")
+    if n == 0:
+        return base
+
+    colors = [color_for(class_ids[i]) if class_ids is not None else color_for_name(labels[i]) for i in range(n)]
+    lw = line_width if line_width is not None else default_line_width(w, h)
+
+    if mask_arr is not None or polygons is not None:
+        overlay = _fill_layer((w, h), colors, polygons, mask_arr)
+        base = Image.alpha_composite(base.convert("RGBA"), overlay).convert("RGB")
+    if mask_arr is not None:
+        pixels = np.array(base)
+        for i, mask in enumerate(mask_arr):
+            pixels[_mask_edges(mask)] = colors[i]
+        base = Image.fromarray(pixels, "RGB")
+
+    draw = ImageDraw.Draw(base)
+    if polygons is not None:
+        for i, poly in enumerate(polygons):
+            for pts in _polygon_points(poly):
+                draw.line([*pts, pts[0]], fill=colors[i], width=max(1, lw // 2))
+
+    int_boxes: list[tuple[int, int, int, int] | None] = []
+    lo_x, hi_x, lo_y, hi_y = -lw - 1, w + lw, -lw - 1, h + lw
+    for i in range(n):
+        x0, y0, x1, y1 = (float(v) for v in arr[i])
+        if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+            int_boxes.append(None)
+            continue
+        x0, x1 = sorted((x0, x1))
+        y0, y1 = sorted((y0, y1))
+        ib = (
+            round(min(max(x0, lo_x), hi_x)),
+            round(min(max(y0, lo_y), hi_y)),
+            round(min(max(x1, lo_x), hi_x)),
+            round(min(max(y1, lo_y), hi_y)),
+        )
+        draw.rectangle(ib, outline=colors[i], width=lw)
+        inside = ib[2] >= 0 and ib[3] >= 0 and ib[0] < w and ib[1] < h
+        int_boxes.append(ib if inside else None)
+
+    font = load_font(default_font_size(w, h))
+    pad = max(1, lw)
+    for i, maybe_box in enumerate(int_boxes):
+        text = format_label(labels[i], scores[i] if scores is not None else None)
+        if maybe_box is None or not text:
+            continue
+        left, top, right, bottom = (math.ceil(v) for v in draw.textbbox((0, 0), text, font=font))
+        tag = place_tag(maybe_box, (right - left + 2 * pad, bottom - top + 2 * pad), (w, h))
+        draw.rectangle((tag[0], tag[1], tag[2] - 1, tag[3] - 1), fill=colors[i])
+        draw.text((tag[0] + pad - left, tag[1] + pad - top), text, font=font, fill=text_color_for(colors[i]))
+    return base
