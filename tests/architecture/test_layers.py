@@ -15,7 +15,7 @@ ALLOWED: dict[str, set[str]] = {
     "config": {"models", "data"},
     "data": {"visualization"},  # the label gallery draws with the shared drawing module
     "models": set(),
-    "evaluation": set(),
+    "evaluation": {"visualization", "data"},  # the report draws worst images
     "visualization": set(),
     "inference": {"models", "data", "visualization"},
     "export": {"models", "inference"},

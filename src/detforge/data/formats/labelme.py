@@ -1,0 +1,223 @@
+"""LabelMe: one JSON file per image (`shapes`, `imagePath`, `imageWidth`, `imageHeight`), read only."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from detforge.data.dataset import Dataset
+from detforge.data.images import read_header
+from detforge.errors import DatasetError, InvalidImage
+from detforge.structures import Annotation, BBox, Categories, ImageRecord, Location, Polygons, Problem
+
+__all__ = ["read_labelme"]
+
+_SPLIT_FOLDERS = ("train", "val", "test")
+_IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True)
+class _Shape:
+    label: str
+    bbox: BBox
+    polygons: Polygons | None
+    attributes: tuple[tuple[str, str], ...]
+
+
+def _points(raw: Any) -> list[tuple[float, float]] | None:
+    if not isinstance(raw, list):
+        return None
+    points: list[tuple[float, float]] = []
+    for p in raw:
+        if not (isinstance(p, list | tuple) and len(p) == 2 and all(isinstance(v, int | float) for v in p)):
+            return None
+        if isinstance(p[0], bool) or isinstance(p[1], bool) or not all(math.isfinite(v) for v in p):
+            return None
+        points.append((float(p[0]), float(p[1])))
+    return points
+
+
+def _attributes(shape: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    pairs: list[tuple[str, str]] = []
+    if shape.get("group_id") is not None:
+        pairs.append(("group_id", str(shape["group_id"])))
+    flags = shape.get("flags")
+    if isinstance(flags, dict):
+        pairs += [(f"flag.{k}", str(v).lower() if isinstance(v, bool) else str(v)) for k, v in flags.items()]
+    if isinstance(shape.get("description"), str) and shape["description"].strip():
+        pairs.append(("description", shape["description"].strip()))
+    return tuple(sorted(pairs))
+
+
+def _parse_shape(shape: Any, index: int, where: Location, image_id: int, problems: list[Problem]) -> _Shape | None:
+    if not isinstance(shape, dict):
+        message = f"shapes[{index}] is not an object; left out"
+        problems.append(Problem("error", "shape.invalid", message, where, image_id))
+        return None
+    label = shape.get("label")
+    kind = shape.get("shape_type") or "polygon"  # LabelMe's default when shape_type is null
+    if kind not in ("rectangle", "polygon"):
+        problems.append(
+            Problem(
+                "warning",
+                "shape.unsupported",
+                f"shapes[{index}] ({kind!r}, label {label!r}) skipped: detforge reads rectangles and polygons",
+                where,
+                image_id,
+            )
+        )
+        return None
+    if not isinstance(label, str) or not label.strip():
+        problems.append(
+            Problem(
+                "error",
+                "label.missing",
+                f"shapes[{index}] has label {label!r}, expected a non-empty string; left out",
+                where,
+                image_id,
+            )
+        )
+        return None
+    points = _points(shape.get("points"))
+    need = 2 if kind == "rectangle" else 3
+    if points is None or len(points) < need:
+        problems.append(
+            Problem(
+                "error",
+                "shape.invalid",
+                f"shapes[{index}] ({kind} {label!r}): points are "
+                f"{shape.get('points')!r}, expected at least {need} [x, y] pairs; left out",
+                where,
+                image_id,
+            )
+        )
+        return None
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    bbox = (min(xs), min(ys), max(xs), max(ys))
+    polygons = Polygons((tuple(v for p in points for v in p),)) if kind == "polygon" else None
+    return _Shape(label, bbox, polygons, _attributes(shape))
+
+
+def _json_files(path: Path) -> tuple[Path, list[Path]]:
+    if path.is_file():
+        return path.parent, [path]
+    if not path.is_dir():
+        raise DatasetError(f"{path}: no such file or folder")
+    return path, sorted(path.rglob("*.json"))
+
+
+def _image_path(json_path: Path, image_path: Any) -> Path:
+    if not isinstance(image_path, str) or not image_path.strip():
+        stem = json_path.with_suffix("")
+        found = [stem.with_suffix(ext) for ext in _IMAGE_EXTS if stem.with_suffix(ext).is_file()]
+        return found[0] if found else stem.with_suffix(".jpg")
+    rel = image_path.strip().replace("\\", "/")
+    candidates = [Path(os.path.normpath(json_path.parent / rel)), json_path.parent / PurePosixPath(rel).name]
+    return next((c for c in candidates if c.is_file()), candidates[0])
+
+
+def _size(doc: dict[str, Any], path: Path) -> tuple[int, int]:
+    w, h = doc.get("imageWidth"), doc.get("imageHeight")
+    if isinstance(w, int | float) and isinstance(h, int | float) and min(w, h) > 0 and (w, h) == (int(w), int(h)):
+        return int(w), int(h)
+    try:
+        header = read_header(path)
+    except InvalidImage:
+        return 0, 0
+    return header.width, header.height
+
+
+def _load(json_path: Path, single: bool, problems: list[Problem]) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(json_path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        message = f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        if single:
+            raise DatasetError(f"{json_path}: {message}") from None
+        where = Location(str(json_path), exc.lineno)
+        problems.append(Problem("error", "json.invalid", f"{message}; file skipped", where))
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{json_path}: cannot read file ({exc})") from None
+    if isinstance(doc, dict) and isinstance(doc.get("shapes"), list) and "imagePath" in doc:
+        return doc
+    if single:
+        raise DatasetError(f"{json_path}: not a LabelMe file (expected an object with 'shapes' and 'imagePath')")
+    problems.append(
+        Problem(
+            "info",
+            "labelme.not_labelme",
+            "not a LabelMe file (no 'shapes' list and 'imagePath'); skipped",
+            Location(str(json_path)),
+        )
+    )
+    return None
+
+
+def read_labelme(path: Path) -> Dataset:
+    """Read LabelMe JSON files: a folder of them (searched recursively) or one file.
+
+    Rectangles (two corners, any order) become XYXY pixel boxes; polygons become `Polygons` plus
+    their bbox; other shape types are skipped with a warning each. `group_id`, `flags` (as
+    "flag.<name>") and `description` become annotation attributes. `imagePath` is relative to the
+    JSON file; embedded `imageData` is never decoded (an info Problem when the file is missing).
+    Categories: sorted unique labels, ids 1..K. Image ids 1..M in path order. Subset: the first
+    sub-folder's name when the folder has train/, val/ or test/ sub-folders, else None.
+    """
+    path = Path(path)
+    root, files = _json_files(path)
+    split_layout = path.is_dir() and any((root / s).is_dir() for s in _SPLIT_FOLDERS)
+    problems: list[Problem] = []
+    records: list[tuple[ImageRecord, list[_Shape]]] = []
+    for json_path in files:
+        doc = _load(json_path, path.is_file(), problems)
+        if doc is None:
+            continue
+        where = Location(str(json_path))
+        image_id = len(records) + 1
+        image_path = _image_path(json_path, doc.get("imagePath"))
+        if not image_path.is_file() and doc.get("imageData"):
+            problems.append(
+                Problem(
+                    "info",
+                    "image.embedded",
+                    f"image {image_path} is missing and the JSON embeds "
+                    "imageData, which detforge does not decode; save the image next to the JSON",
+                    where,
+                    image_id,
+                )
+            )
+        try:
+            file_name = image_path.relative_to(root).as_posix()
+        except ValueError:
+            file_name = str(doc.get("imagePath") or image_path.name).replace("\\", "/")
+        rel_parts = json_path.relative_to(root).parts
+        subset = rel_parts[0] if split_layout and len(rel_parts) > 1 else None
+        width, height = _size(doc, image_path)
+        record = ImageRecord(image_id, file_name, image_path, width, height, subset, where)
+        parsed = [_parse_shape(raw, i, where, image_id, problems) for i, raw in enumerate(doc["shapes"])]
+        records.append((record, [s for s in parsed if s is not None]))
+    if not records:
+        raise DatasetError(f"{path}: no LabelMe JSON files found (expected *.json with 'shapes' and 'imagePath')")
+    categories = Categories.from_names(sorted({s.label for _, shapes in records for s in shapes}))
+    annotations: list[Annotation] = []
+    for record, shapes in records:
+        for shape in shapes:
+            category_id = categories.by_name(shape.label).id
+            annotations.append(
+                Annotation(
+                    len(annotations) + 1,
+                    record.id,
+                    category_id,
+                    shape.bbox,
+                    shape.polygons,
+                    attributes=shape.attributes,
+                    source=record.source,
+                )
+            )
+    images = tuple(r for r, _ in records)
+    return Dataset(images, tuple(annotations), categories, root, "labelme", tuple(problems))

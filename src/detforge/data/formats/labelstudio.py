@@ -1,0 +1,308 @@
+"""Label Studio JSON export (a list of tasks): rectangle and polygon labels, read only.
+
+Label Studio stores regions in percent of the image (`original_width` x `original_height`); they are
+converted to absolute XYXY pixels here. Rotated rectangles are refused (error Problem, left out).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+from detforge.data.dataset import Dataset
+from detforge.data.images import read_header
+from detforge.errors import DatasetError, InvalidImage
+from detforge.structures import Annotation, BBox, Categories, ImageRecord, Location, Polygons, Problem, Severity
+
+__all__ = ["read_labelstudio"]
+
+_UPLOAD_PREFIX = re.compile(r"^[0-9a-fA-F]{8}-(.+)$")
+_IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+_REGION_TYPES = ("rectangle", "polygon", "keypoint", "ellipse", "brush", "polyline", "bitmask", "magicwand")
+
+
+@dataclass(frozen=True)
+class _Region:
+    label: str
+    bbox: BBox
+    polygons: Polygons | None
+
+
+class _ImageFinder:
+    """Resolves a task's image reference to a file under the export's folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._uploads: dict[str, Path] | None = None
+
+    def _upload_index(self) -> dict[str, Path]:
+        if self._uploads is None:
+            folder = self.root / "media" / "upload"
+            files = sorted(folder.rglob("*")) if folder.is_dir() else []
+            self._uploads = {}
+            for f in files:
+                if f.is_file():
+                    self._uploads.setdefault(f.name, f)
+        return self._uploads
+
+    def find(self, ref: str) -> tuple[str, Path]:
+        """(file_name, path): the file found, else the original name under the export's folder."""
+        parsed = urlparse(ref)
+        query = parse_qs(parsed.query)
+        raw = query["d"][0] if "d" in query else unquote(parsed.path)  # /data/local-files/?d=<path>
+        if parsed.scheme in ("", "file") and raw:
+            direct = Path(raw) if Path(raw).is_absolute() else self.root / raw
+            if direct.is_file():
+                return self._file_name(direct, raw), direct
+        base = PurePosixPath(raw.replace("\\", "/")).name
+        names = [base]
+        if match := _UPLOAD_PREFIX.match(base):
+            names.append(match.group(1))
+        for name in names:
+            for folder in (self.root, self.root / "images"):
+                if (folder / name).is_file():
+                    return self._file_name(folder / name, name), folder / name
+            if name in self._upload_index():
+                found = self._upload_index()[name]
+                return self._file_name(found, name), found
+        return names[-1], self.root / names[-1]
+
+    def _file_name(self, path: Path, fallback: str) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return fallback
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _image_ref(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return None
+    if isinstance(data.get("image"), str):
+        return str(data["image"])
+    for value in data.values():
+        if isinstance(value, str) and value.lower().split("?")[0].endswith(_IMAGE_EXTS):
+            return value
+    return None
+
+
+def _region(value: dict[str, Any], kind: str, labels: list[str], size: tuple[float, float]) -> _Region | str:
+    """The region (first label) in XYXY pixels, or a message saying why it cannot be read."""
+    width, height = size
+    if kind == "rectangle":
+        x, y, w, h = (_number(value.get(k)) for k in ("x", "y", "width", "height"))
+        if x is None or y is None or w is None or h is None:
+            return f"rectangle {labels} has x/y/width/height {[value.get(k) for k in ('x', 'y', 'width', 'height')]}"
+        return _Region(
+            labels[0], (x * width / 100, y * height / 100, (x + w) * width / 100, (y + h) * height / 100), None
+        )
+    points = value.get("points")
+    if not isinstance(points, list):
+        points = []
+    pixels: list[float] = []
+    for point in points:
+        xy = [_number(v) for v in point] if isinstance(point, list) and len(point) == 2 else [None]
+        if None in xy:
+            break
+        pixels += [(xy[0] or 0.0) * width / 100, (xy[1] or 0.0) * height / 100]
+    if len(pixels) < 6 or len(pixels) != 2 * len(points):
+        return f"polygon {labels} has points {value.get('points')!r}, expected at least 3 [x, y] pairs in percent"
+    polygons = Polygons((tuple(pixels),))
+    return _Region(labels[0], polygons.bbox(), polygons)
+
+
+def _regions(
+    task_id: int,
+    results: list[Any],
+    size: tuple[int, int],
+    where: Location,
+    problems: list[Problem],
+    ignored: Counter[str],
+) -> list[_Region]:
+    def report(severity: Severity, code: str, message: str) -> None:
+        problems.append(Problem(severity, code, f"task {task_id}: {message}", where, task_id))
+
+    labels_by_id = {
+        r.get("id"): r["value"]["labels"]
+        for r in results
+        if isinstance(r, dict) and r.get("type") == "labels" and isinstance((r.get("value") or {}).get("labels"), list)
+    }
+    regions: list[_Region] = []
+    for r in results:
+        if not isinstance(r, dict):
+            continue
+        rtype = str(r.get("type", ""))
+        kind = rtype.removesuffix("labels")
+        if rtype == "labels" and r.get("id") in labels_by_id:
+            continue
+        if kind not in ("rectangle", "polygon"):
+            if kind in _REGION_TYPES:
+                report(
+                    "warning", "shape.unsupported", f"{rtype!r} result skipped (detforge reads rectangles, polygons)"
+                )
+            else:
+                ignored[rtype] += 1
+            continue
+        value = r.get("value") or {}
+        labels = value.get(rtype) if rtype.endswith("labels") else labels_by_id.get(r.get("id"))
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
+            report("error", "label.missing", f"{kind} {r.get('id')!r} has labels {labels!r}, expected names; left out")
+            continue
+        rotation = _number(value.get("rotation", 0))
+        if kind == "rectangle" and (rotation is None or rotation % 360 != 0):
+            report(
+                "error",
+                "box.rotated",
+                f"rectangle {labels} has rotation {value.get('rotation')!r}; detforge does not make rotated boxes "
+                "axis-aligned silently, so it is left out",
+            )
+            continue
+        ow, oh = _number(r.get("original_width")), _number(r.get("original_height"))
+        frame = (ow, oh) if ow and oh and ow > 0 and oh > 0 else (float(size[0]), float(size[1]))
+        if frame[0] <= 0 or frame[1] <= 0:
+            report("error", "size.unknown", "no original_width/height and no readable image; cannot convert percent")
+            continue
+        converted = _region(value, kind, labels, frame)
+        if isinstance(converted, str):
+            report("error", "box.invalid", f"{converted}; left out")
+            continue
+        if len(labels) > 1:
+            report("warning", "label.multiple", f"one region has labels {labels}; one annotation is made per label")
+        regions += [_Region(label, converted.bbox, converted.polygons) for label in labels]
+    return regions
+
+
+def _choose_results(task: dict[str, Any], task_id: int, where: Location, problems: list[Problem]) -> list[Any] | None:
+    """The result list of the first non-cancelled annotation, else of the first prediction, else None."""
+    annotations = [a for a in (task.get("annotations") or task.get("completions") or []) if isinstance(a, dict)]
+    active = [a for a in annotations if not a.get("was_cancelled")]
+    if len(active) > 1:
+        message = f"task {task_id}: {len(active)} annotations; using the first (annotation {active[0].get('id')!r})"
+        problems.append(Problem("info", "annotation.several", message, where, task_id))
+    if active:
+        return list(active[0].get("result") or [])
+    predictions = [p for p in task.get("predictions") or [] if isinstance(p, dict)]
+    if predictions:
+        message = f"task {task_id}: no (non-cancelled) annotation; using its first prediction as labels"
+        problems.append(Problem("info", "annotation.from_prediction", message, where, task_id))
+        return list(predictions[0].get("result") or [])
+    return None
+
+
+def _load_tasks(json_path: Path) -> list[Any]:
+    try:
+        doc = json.loads(json_path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{json_path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{json_path}: cannot read file ({exc})") from None
+    if isinstance(doc, dict) and "data" in doc:
+        return [doc]
+    if not isinstance(doc, list):
+        raise DatasetError(f"{json_path}: top level is {type(doc).__name__}, expected a list of Label Studio tasks")
+    return doc
+
+
+def _export_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DatasetError(f"{path}: no such file or folder")
+    files = []
+    for f in sorted(path.glob("*.json")):
+        head = f.read_text(encoding="utf-8-sig", errors="replace")[:4096].lstrip()
+        if head.startswith("[") and '"data"' in head:
+            files.append(f)
+    if not files:
+        raise DatasetError(f"{path}: no Label Studio JSON export found (expected a *.json list of tasks with 'data')")
+    return files
+
+
+def _declared_size(results: list[Any]) -> tuple[int, int] | None:
+    """The first result's (original_width, original_height) when both are positive numbers."""
+    for r in results:
+        if isinstance(r, dict):
+            w, h = _number(r.get("original_width")), _number(r.get("original_height"))
+            if w and h and w > 0 and h > 0:
+                return round(w), round(h)
+    return None
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    try:
+        header = read_header(path)
+    except InvalidImage:
+        return 0, 0
+    return header.width, header.height
+
+
+def read_labelstudio(path: Path) -> Dataset:
+    """Read a Label Studio JSON export (a file, or the folder holding it and its images).
+
+    `rectanglelabels` (x, y, width, height in percent of original_width x original_height) become
+    XYXY pixel boxes; `polygonlabels` (points in percent) become `Polygons` plus their bbox. Of several
+    annotations of a task the first non-cancelled one is used (info Problem); predictions are used
+    only when a task has no non-cancelled annotation (info Problem); a task with neither is left out
+    (warning). Task id = image id. Images are found by basename (also without Label Studio's
+    8-hex-digit upload prefix) in the JSON's folder, its `images/`, and `media/upload/**`.
+    Categories: sorted unique label names, ids 1..K. Subset: None.
+    """
+    path = Path(path)
+    files = _export_files(path)
+    root = files[0].parent
+    finder = _ImageFinder(root)
+    problems: list[Problem] = []
+    ignored: Counter[str] = Counter()
+    records: list[tuple[ImageRecord, list[_Region]]] = []
+    seen: set[int] = set()
+    for json_path in files:
+        where = Location(str(json_path))
+        for index, task in enumerate(_load_tasks(json_path)):
+            task_id = task.get("id") if isinstance(task, dict) else None
+            if not isinstance(task, dict) or not isinstance(task_id, int) or isinstance(task_id, bool):
+                problems.append(Problem("error", "task.invalid", f"task #{index} has no integer 'id'; left out", where))
+                continue
+            if task_id in seen:
+                message = f"task {task_id} appears twice; the first is kept"
+                problems.append(Problem("error", "task.duplicate_id", message, where, task_id))
+                continue
+            ref = _image_ref(task.get("data"))
+            if ref is None:
+                message = f"task {task_id}: data has no image reference ({task.get('data')!r}); left out"
+                problems.append(Problem("error", "task.no_image", message, where, task_id))
+                continue
+            results = _choose_results(task, task_id, where, problems)
+            if results is None:
+                message = f"task {task_id}: no annotation or prediction; left out (not known to have no objects)"
+                problems.append(Problem("warning", "task.unlabelled", message, where, task_id))
+                continue
+            seen.add(task_id)
+            file_name, image_path = finder.find(ref)
+            width, height = _declared_size(results) or _image_size(image_path)
+            record = ImageRecord(task_id, file_name, image_path, width, height, None, where)
+            records.append((record, _regions(task_id, results, (width, height), where, problems, ignored)))
+    for rtype, count in sorted(ignored.items()):
+        message = f"{count} result(s) of type {rtype!r} ignored (not regions)"
+        problems.append(Problem("info", "result.ignored", message, Location(str(files[0]))))
+    categories = Categories.from_names(sorted({r.label for _, regions in records for r in regions}))
+    annotations: list[Annotation] = []
+    for record, regions in records:
+        for region in regions:
+            category_id = categories.by_name(region.label).id
+            ann_id = len(annotations) + 1
+            annotations.append(
+                Annotation(ann_id, record.id, category_id, region.bbox, region.polygons, source=record.source)
+            )
+    images = tuple(r for r, _ in records)
+    return Dataset(images, tuple(annotations), categories, root, "labelstudio", tuple(problems))
