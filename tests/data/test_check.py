@@ -217,13 +217,13 @@ def test_category_checks(tmp_path: Path) -> None:
 def test_images_without_annotations_are_told_apart_from_missing_label_files(tmp_path: Path) -> None:
     images = [image(tmp_path, i, f"{i}.jpg") for i in range(1, 6)]
     reader = (
-        Problem("info", "label.missing", "no label file", Location("labels/train/3.txt"), image_id=3),
-        Problem("info", "label.missing", "no label file", Location(str(tmp_path / "4.jpg"))),
+        Problem("info", "label_file.missing", "no label file", Location("labels/train/3.txt"), image_id=3),
+        Problem("info", "label_file.missing", "no label file", Location(str(tmp_path / "4.jpg"))),
     )
     ds = dataset(tmp_path, images, many_boxes(1, 10, 1), fmt="yolo", problems=reader)
     report = check_dataset(ds, images=False)
     assert report.problems[:2] == reader  # reader problems first, unchanged
-    summary = only(report, "label.missing_summary")
+    summary = only(report, "label_file.missing_summary")
     assert summary.message.startswith("2 images have no label file: 3.jpg, 4.jpg")
     empty = only(report, "image.no_annotations")
     assert empty.message.startswith("2 of 5 images have no annotations (background images): 2.jpg, 5.jpg")
@@ -379,7 +379,7 @@ def test_check_a_yolo_dataset_read_by_load_dataset(tmp_path: Path, image_factory
     (root / "labels" / "train" / "b.txt").write_text("")  # empty: background image
     (root / "data.yaml").write_text("path: .\ntrain: images/train\nnames:\n  0: thing\n  1: other\n")
     report = check_dataset(load_dataset(root))
-    assert only(report, "label.missing_summary").message.startswith("1 images have no label file: c.jpg")
+    assert only(report, "label_file.missing_summary").message.startswith("1 images have no label file: c.jpg")
     assert only(report, "image.no_annotations").message.startswith("1 of 3 images have no annotations")
     assert "b.jpg" in only(report, "image.no_annotations").message
     assert "category 1 ('other') has no instances" in only(report, "category.empty").message

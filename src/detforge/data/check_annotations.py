@@ -39,9 +39,9 @@ CATEGORY_ZERO_ID = "category.zero_id"
 CATEGORY_EMPTY = "category.empty"
 CATEGORY_RARE = "category.rare"
 IMAGE_NO_ANNOTATIONS = "image.no_annotations"
-LABEL_MISSING = "label.missing"
+LABEL_MISSING = "label_file.missing"
 """The code YOLO-style readers give an image that has no label file."""
-LABEL_MISSING_SUMMARY = "label.missing_summary"
+LABEL_MISSING_SUMMARY = "label_file.missing_summary"
 
 RARE_INSTANCES = 10
 """Classes with fewer instances than this are reported as rare (info)."""
@@ -184,7 +184,7 @@ def _missing_label_images(dataset: Dataset) -> set[int]:
 
 
 def unlabelled_image_problems(dataset: Dataset) -> list[Problem]:
-    """Info counts: images with no label file (reader's `label.missing`), and other images without objects."""
+    """Info counts: images with no label file (reader's `label_file.missing`), and other images without objects."""
     problems: list[Problem] = []
     no_file = _missing_label_images(dataset)
     empty = [im for im in dataset.images if not dataset.annotations_of(im.id) and im.id not in no_file]

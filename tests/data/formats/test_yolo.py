@@ -122,7 +122,7 @@ def test_list_of_folders_relative_path_and_names_list(tmp_path: Path, image_fact
     assert ds.root == data
     assert [(im.subset, im.file_name) for im in ds.images] == [("test", "a/images/1.jpg"), ("test", "b/images/2.jpg")]
     assert boxes_of(ds, 2) == [(1, (2.5, 2.5, 7.5, 7.5))]
-    missing = [p for p in ds.problems if p.code == "label.missing"]
+    missing = [p for p in ds.problems if p.code == "label_file.missing"]
     assert len(missing) == 1 and missing[0].severity == "info" and missing[0].image_id == 1
     assert missing[0].location and missing[0].location.file == str(data / "a" / "labels" / "1.txt")
 

@@ -11,7 +11,7 @@ Problem codes (`Dataset.problems`, located by label file and 1-based line where 
   `yolo.label_unreadable`; `yolo.subset_missing` (a train/val/test entry that does not exist),
 - warnings: `yolo.coords_out_of_range` (a normalised value outside [0, 1] beyond 1e-3; kept),
   `yolo.duplicate_image` (an image listed twice in one subset; read once),
-- info: `label.missing` (no label file: an image with no objects; an empty file is not reported),
+- info: `label_file.missing` (no label file: an image with no objects; an empty file is not reported),
   `yolo.path_fallback` (absolute `path:` missing, yaml folder used), `yolo.list_missing`,
   `yolo.names_generated`.
 """
@@ -63,7 +63,7 @@ class _Reader:
         self.images.append(ImageRecord(image_id, file_name, image, width, height, subset, where))
         if not label.is_file():
             self.problems.append(
-                Problem("info", "label.missing", f"no label file for {image}; read as an image with no objects",
+                Problem("info", "label_file.missing", f"no label file for {image}; read as an image with no objects",
                         where, image_id=image_id)
             )  # fmt: skip
             return
@@ -98,7 +98,7 @@ def read_yolo(path: Path) -> Dataset:
     a names file (loose `images/<subset>` + `labels/<subset>` layout).
 
     Boxes are absolute pixel XYXY in the EXIF-oriented image frame (sizes from `read_header`).
-    Images without a label file have no objects (info `label.missing`); images that cannot be read
+    Images without a label file have no objects (info `label_file.missing`); images that cannot be read
     are kept with size 0 and their labels left out (error `yolo.no_image_size`). DatasetError when
     the layout, yaml, obj.data or class names cannot be read.
     """
