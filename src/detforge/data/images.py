@@ -15,6 +15,7 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from detforge.errors import InvalidImage
+from detforge.pixels import to_rgb
 
 __all__ = ["MAX_PIXELS", "ImageHeader", "load_image", "read_header"]
 
@@ -98,7 +99,7 @@ def read_header(path: str | Path) -> ImageHeader:
 
 
 def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode to an RGB PIL image in the displayed (EXIF-oriented) frame.
+    """Decode to an 8-bit RGB PIL image in the displayed (EXIF-oriented) frame (modes as `pixels.to_rgb`).
 
     Refuses images over `max_pixels` before decoding, and truncated or corrupt files, with InvalidImage.
     """
@@ -114,6 +115,6 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
             with Image.open(path) as im:
                 im.load()
                 oriented = ImageOps.exif_transpose(im)
-                return oriented.convert("RGB")
+                return to_rgb(oriented, str(path))
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidImage(f"{path}: cannot decode image ({exc})") from None

@@ -13,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from detforge.pixels import to_rgb
 from detforge.structures import BBox, Polygons
 from detforge.visualization.colors import RGB, color_for, color_for_name, text_color_for
 
@@ -75,20 +76,6 @@ def place_tag(
     x = max(0, min(x, iw - tw))
     y = max(0, min(y, ih - th))
     return (x, y, x + tw, y + th)
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """A new RGB copy of `image`; transparent pixels are composited onto white."""
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        arr = np.asarray(image, dtype=np.float64)
-        hi = float(arr.max()) if arr.size else 0.0
-        scaled = (arr / hi * 255.0) if hi > 255.0 else arr
-        return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), "L").convert("RGB")
-    return image.convert("RGB")
 
 
 def _check_lengths(n: int, name: str, value: Sequence[object] | None) -> None:
