@@ -1,0 +1,211 @@
+"""The model artifact: one file holding a trained detector and everything needed to use it.
+
+The file is a torch zip archive with only plain types and tensors, loadable with
+`torch.load(weights_only=True)`:
+    {"format": "detforge.model", "format_version": 1,
+     "spec": ModelSpec as a dict of JSON-able values,
+     "setup": {"pretrained": bool, "trainable_layers": int | None, "frozen_bn_eps": float},
+     "detection_params": {"score_thresh": float, "nms_thresh": float, "detections_per_img": int},
+     "state_dict": {torchvision key: tensor}}
+It is written atomically and read only through the weights-only loader (see safeload.py).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from detforge import __version__
+from detforge.errors import CheckpointError, ConfigError
+from detforge.fileio import atomic_write_bytes
+from detforge.models.builders import BackboneSetup, build_module
+from detforge.models.detector import DetectionParams, Detector
+from detforge.models.safeload import safe_torch_load
+from detforge.models.weights import ARTIFACT_FORMAT
+from detforge.models.zoo import MODELS
+
+__all__ = ["FORMAT_VERSION", "ModelSpec", "load_model", "save_model"]
+
+FORMAT_VERSION = 1
+_TOP_KEYS = frozenset({"format", "format_version", "spec", "setup", "detection_params", "state_dict"})
+_LISTED = 8
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a trained model is: zoo name, classes (index i <-> class_names[i] <-> dataset category_ids[i]),
+    input size bounds (px), the deployment score threshold (0.5 until calibrated), the detforge version
+    that wrote it, and free metadata (str -> str | float; ints are stored as floats)."""
+
+    model_name: str
+    num_classes: int
+    class_names: tuple[str, ...]
+    category_ids: tuple[int, ...]
+    min_size: int
+    max_size: int
+    score_threshold: float = 0.5
+    detforge_version: str = __version__
+    extra: dict[str, str | float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(self, "category_ids", tuple(self.category_ids))
+        object.__setattr__(self, "extra", _check_extra(self.extra))
+        if not isinstance(self.model_name, str) or not self.model_name:
+            raise ValueError(f"ModelSpec.model_name: expected a zoo model name, got {self.model_name!r}")
+        if not _is_int(self.num_classes) or self.num_classes < 1:
+            raise ValueError(f"ModelSpec.num_classes: expected an integer >= 1, got {self.num_classes!r}")
+        if len(self.class_names) != self.num_classes or not all(isinstance(n, str) for n in self.class_names):
+            raise ValueError(
+                f"ModelSpec.class_names: expected {self.num_classes} strings, got {list(self.class_names)}"
+            )
+        ids = self.category_ids
+        if len(ids) != self.num_classes or not all(_is_int(i) for i in ids) or len(set(ids)) != len(ids):
+            raise ValueError(f"ModelSpec.category_ids: expected {self.num_classes} distinct integers, got {list(ids)}")
+        if not (_is_int(self.min_size) and _is_int(self.max_size) and 0 < self.min_size <= self.max_size):
+            raise ValueError(
+                f"ModelSpec: expected integers 0 < min_size <= max_size, got {self.min_size}, {self.max_size}"
+            )
+        if not isinstance(self.score_threshold, (int, float)) or not 0.0 <= self.score_threshold <= 1.0:
+            raise ValueError(f"ModelSpec.score_threshold: expected a number in [0, 1], got {self.score_threshold!r}")
+        if not isinstance(self.detforge_version, str):
+            raise ValueError(f"ModelSpec.detforge_version: expected a string, got {self.detforge_version!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (lists for tuples) that `from_dict` reads back."""
+        d = asdict(self)
+        d["class_names"], d["category_ids"] = list(self.class_names), list(self.category_ids)
+        d["extra"] = dict(self.extra)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
+        """Inverse of `to_dict`; ValueError naming unknown or missing fields and bad values."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"ModelSpec: unknown fields {unknown}; expected {sorted(names)}")
+        required = {f.name for f in fields(cls) if f.name not in ("score_threshold", "detforge_version", "extra")}
+        missing = sorted(required - set(data))
+        if missing:
+            raise ValueError(f"ModelSpec: missing fields {missing}")
+        return cls(**dict(data))
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_extra(extra: Mapping[str, Any]) -> dict[str, str | float]:
+    if not isinstance(extra, Mapping):
+        raise ValueError(f"ModelSpec.extra: expected a mapping of str -> str | float, got {type(extra).__name__}")
+    out: dict[str, str | float] = {}
+    for key, value in extra.items():
+        if not isinstance(key, str):
+            raise ValueError(f"ModelSpec.extra: keys must be strings, got {key!r}")
+        if isinstance(value, str):
+            out[key] = value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            out[key] = float(value)
+        else:
+            raise ValueError(f"ModelSpec.extra[{key!r}]: expected a string or a finite number, got {value!r}")
+    return out
+
+
+def save_model(path: str | Path, detector: Detector, spec: ModelSpec) -> Path:
+    """Write `detector` and `spec` to `path` atomically (see the module docstring for the layout).
+
+    Raises ValueError when the spec does not describe the detector (name, class count, sizes).
+    """
+    for attr, want in (
+        ("model_name", detector.name),
+        ("num_classes", detector.num_classes),
+        ("min_size", detector.min_size),
+        ("max_size", detector.max_size),
+    ):
+        if getattr(spec, attr) != want:
+            raise ValueError(f"ModelSpec.{attr} is {getattr(spec, attr)!r} but the detector has {want!r}")
+    params = detector.detection_params
+    payload = {
+        "format": ARTIFACT_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "spec": spec.to_dict(),
+        "setup": asdict(detector.setup),
+        "detection_params": asdict(params),
+        "state_dict": {k: v.detach().cpu() for k, v in detector.model.state_dict().items()},
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def _names(keys: list[str]) -> str:
+    return ", ".join(keys[:_LISTED]) + (f" ... and {len(keys) - _LISTED} more" if len(keys) > _LISTED else "")
+
+
+def _section(obj: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    value = obj[key]
+    if not isinstance(value, Mapping):
+        raise CheckpointError(f"{where}: [{key}] should be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _check_state(state: Mapping[str, Any], own: Mapping[str, Tensor], where: str) -> None:
+    not_tensors = [str(k) for k, v in state.items() if not isinstance(v, Tensor)]
+    missing = [k for k in own if k not in state]
+    unexpected = [str(k) for k in state if k not in own]
+    shapes = [
+        f"{k} (file {list(v.shape)}, model {list(own[k].shape)})"
+        for k, v in state.items()
+        if isinstance(v, Tensor) and k in own and v.shape != own[k].shape
+    ]
+    found = (("not tensors", not_tensors), ("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes))
+    problems = [f"{label}: {_names(keys)}" for label, keys in found if keys]
+    if problems:
+        raise CheckpointError(f"{where}: the weights do not match the model: " + "; ".join(problems))
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Detector, ModelSpec]:
+    """The Detector (eval mode, on `device`) and ModelSpec saved by `save_model`.
+
+    Always weights-only; a corrupt file, a file that is not a detforge model, or weights that do not
+    match the recorded model raise CheckpointError naming the file and the offending keys.
+    """
+    where = str(path)
+    obj = safe_torch_load(path)
+    if not isinstance(obj, Mapping) or obj.get("format") != ARTIFACT_FORMAT:
+        hint = " (a plain state dict? use build_detector(..., weights=path))" if isinstance(obj, Mapping) else ""
+        raise CheckpointError(f"{where}: not a detforge model file (expected format {ARTIFACT_FORMAT!r}){hint}")
+    missing, unknown = sorted(_TOP_KEYS - set(obj)), sorted(str(k) for k in set(obj) - _TOP_KEYS)
+    if missing or unknown:
+        raise CheckpointError(f"{where}: wrong top-level keys: missing {missing}, unknown {unknown}")
+    if obj["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(f"{where}: format_version {obj['format_version']!r}; detforge reads {FORMAT_VERSION}")
+    try:
+        spec = ModelSpec.from_dict(_section(obj, "spec", where))
+        setup = BackboneSetup(**_section(obj, "setup", where))
+        params = DetectionParams(**_section(obj, "detection_params", where))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: invalid metadata: {exc}") from None
+    info = MODELS.get(spec.model_name)
+    if info is None:
+        raise CheckpointError(f"{where}: unknown model {spec.model_name!r}; this detforge has {', '.join(MODELS)}")
+    try:
+        module = build_module(
+            info, num_classes=spec.num_classes + 1, setup=setup, min_size=spec.min_size, max_size=spec.max_size
+        )
+    except ConfigError as exc:
+        raise CheckpointError(f"{where}: {exc}") from None
+    state = _section(obj, "state_dict", where)
+    _check_state(state, module.state_dict(), where)
+    module.load_state_dict(dict(state), strict=True)
+    detector = Detector(module, name=info.name, num_classes=spec.num_classes, has_masks=info.has_masks, setup=setup)
+    detector.detection_params = params
+    return detector.to(device).eval(), spec

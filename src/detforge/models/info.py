@@ -1,0 +1,103 @@
+"""What the zoo knows about each model, as plain typed records (no torch import here).
+
+`MODEL_NAMES` lists the zoo's names in table order without importing torch, so that name checks
+(config validation, Detectron2 aliases) stay fast; `zoo.MODELS` must hold exactly these names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+__all__ = ["MODEL_NAMES", "BackboneKind", "Family", "ModelInfo", "ModelRow", "PretrainedKind"]
+
+Family = Literal["fasterrcnn", "retinanet", "fcos", "ssd", "maskrcnn"]
+PretrainedKind = Literal["coco", "imagenet"]
+BackboneKind = Literal["resnet", "mobilenet", "ssdlite"]
+
+MODEL_NAMES: tuple[str, ...] = (
+    "fasterrcnn_resnet50_fpn",
+    "fasterrcnn_resnet50_fpn_v2",
+    "fasterrcnn_mobilenet_v3_large_fpn",
+    "fasterrcnn_mobilenet_v3_large_320_fpn",
+    "fasterrcnn_mobilenet_v2_fpn",
+    "retinanet_resnet50_fpn",
+    "fcos_resnet50_fpn",
+    "ssdlite320_mobilenet_v3_large",
+    "maskrcnn_resnet50_fpn",
+)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One zoo entry: what the model is, which weights exist, and how torchvision builds it.
+
+    `builder` is a torchvision-style builder called as `builder(weights=None, weights_backbone=None,
+    num_classes=K+1, trainable_backbone_layers=..., **size_kwargs)`. `coco_url`/`imagenet_url` are the
+    official files of the whole detector (COCO, 91 classes) and of the backbone (ImageNet classifier).
+    `frozen_bn`: torchvision swaps the backbone's BatchNorm for FrozenBatchNorm2d when it starts from
+    weights; `coco_bn_eps` is the FrozenBatchNorm eps torchvision sets with the COCO weights.
+    `trainable_layers` = (default when starting from weights, maximum) for `trainable_backbone_layers`.
+    """
+
+    name: str
+    family: Family
+    has_masks: bool
+    default_min_size: int
+    default_max_size: int
+    pretrained: tuple[PretrainedKind, ...]
+    description: str
+    builder: Callable[..., Any] = field(repr=False, compare=False)
+    backbone: BackboneKind = "resnet"
+    coco_url: str | None = None
+    imagenet_url: str | None = None
+    frozen_bn: bool = True
+    coco_bn_eps: float = 1e-5
+    trainable_layers: tuple[int, int] = (3, 5)
+    fixed_size: bool = False
+
+    def __post_init__(self) -> None:
+        if self.family not in get_args(Family):
+            raise ValueError(f"ModelInfo.family: expected one of {get_args(Family)}, got {self.family!r}")
+        if self.backbone not in get_args(BackboneKind):
+            raise ValueError(f"ModelInfo.backbone: expected one of {get_args(BackboneKind)}, got {self.backbone!r}")
+        if not 0 < self.default_min_size <= self.default_max_size:
+            raise ValueError(
+                f"ModelInfo {self.name}: expected 0 < default_min_size <= default_max_size, "
+                f"got {self.default_min_size}, {self.default_max_size}"
+            )
+        expected = tuple(k for k, url in (("coco", self.coco_url), ("imagenet", self.imagenet_url)) if url)
+        if self.pretrained != expected:
+            raise ValueError(f"ModelInfo {self.name}: pretrained {self.pretrained} does not match the URLs {expected}")
+        default, maximum = self.trainable_layers
+        if not 0 <= default <= maximum:
+            raise ValueError(f"ModelInfo {self.name}: expected 0 <= default <= max, got {self.trainable_layers}")
+        if self.has_masks != (self.family == "maskrcnn"):
+            raise ValueError(f"ModelInfo {self.name}: has_masks must be True exactly for the maskrcnn family")
+
+    def url(self, kind: PretrainedKind) -> str:
+        """The official weights URL of `kind`; ValueError when this model has none of that kind."""
+        url = self.coco_url if kind == "coco" else self.imagenet_url
+        if url is None:
+            raise ValueError(f"{self.name} has no {kind} weights; available: {', '.join(self.pretrained) or 'none'}")
+        return url
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One line of `detforge models`.
+
+    params: trainable + frozen parameter count with COCO's 91 classes; gflops: floating point operations
+    (multiply and add counted as 2) of one inference at the default size, in 1e9, or None when not counted;
+    input_size: (height, width) of the random image used for the count.
+    """
+
+    name: str
+    family: Family
+    params: int
+    gflops: float | None
+    input_size: tuple[int, int]
+    pretrained: tuple[PretrainedKind, ...]
+    has_masks: bool
+    description: str

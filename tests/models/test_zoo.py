@@ -1,0 +1,126 @@
+"""Every zoo model builds, trains a step and predicts; the zoo table and `detforge models` rows."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+from detforge.errors import ConfigError
+from detforge.models import MODEL_NAMES, MODELS, build_detector, get_model_info, model_table
+from detforge.models.detector import Detector
+from detforge.models.zoo import REFERENCE_GFLOPS, count_gflops
+from detforge.structures.detections import Target
+
+TINY = {"min_size": 64, "max_size": 96}
+
+# torchvision's published parameter counts (COCO heads, FrozenBatchNorm), plus our MobileNetV2 model.
+TORCHVISION_PARAMS = {
+    "fasterrcnn_resnet50_fpn": 41_755_286,
+    "fasterrcnn_resnet50_fpn_v2": 43_712_278,
+    "fasterrcnn_mobilenet_v3_large_fpn": 19_386_354,
+    "fasterrcnn_mobilenet_v3_large_320_fpn": 19_386_354,
+    "retinanet_resnet50_fpn": 34_014_999,
+    "fcos_resnet50_fpn": 32_269_600,
+    "ssdlite320_mobilenet_v3_large": 3_440_060,
+    "maskrcnn_resnet50_fpn": 44_401_393,
+}
+
+
+def _sizes(name: str) -> dict[str, int]:
+    return {} if MODELS[name].fixed_size else TINY
+
+
+def test_zoo_table_lists_exactly_the_documented_models() -> None:
+    assert tuple(MODELS) == MODEL_NAMES
+    assert set(MODEL_NAMES) == set(TORCHVISION_PARAMS) | {"fasterrcnn_mobilenet_v2_fpn"}
+    assert MODELS["maskrcnn_resnet50_fpn"].has_masks and not MODELS["fcos_resnet50_fpn"].has_masks
+    assert MODELS["fasterrcnn_mobilenet_v2_fpn"].pretrained == ("imagenet",)
+    assert MODELS["ssdlite320_mobilenet_v3_large"].pretrained == ("coco",)
+    assert {info.family for info in MODELS.values()} == {"fasterrcnn", "retinanet", "fcos", "ssd", "maskrcnn"}
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_model_trains_a_step_and_predicts(
+    name: str, batch: tuple[list[torch.Tensor], list[Target]], shrink: Callable[[Detector], Detector]
+) -> None:
+    torch.manual_seed(0)
+    detector, report = build_detector(name, num_classes=3, weights="none", **_sizes(name))
+    shrink(detector)
+    assert report.loaded == 0 and report.source == "none"
+    # random init must use trainable BatchNorm everywhere (FrozenBatchNorm with random stats explodes)
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in detector.modules())
+    assert all(p.requires_grad for p in detector.parameters())
+    images, targets = batch
+    detector.train()
+    losses = detector.forward_loss(images, targets)
+    assert losses and all(v.ndim == 0 and math.isfinite(float(v.detach())) for v in losses.values())
+    total = sum(losses.values())
+    assert isinstance(total, torch.Tensor)
+    total.backward()
+    grads = [p.grad for p in detector.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    detections = detector.predict(images)
+    assert [d.image_size for d in detections] == [(80, 100), (70, 60)]
+    for d in detections:
+        assert len(d) == 0 or (int(d.labels.min()) >= 0 and int(d.labels.max()) <= 2)
+        assert (d.masks is not None) == MODELS[name].has_masks
+    assert detector.training, "predict must restore train mode"
+
+
+def test_ssdlite_size_is_fixed() -> None:
+    with pytest.raises(ConfigError, match="fixed 320x320"):
+        build_detector("ssdlite320_mobilenet_v3_large", num_classes=2, weights="none", min_size=64)
+
+
+def test_model_table_rows() -> None:
+    rows = {row.name: row for row in model_table()}
+    assert list(rows) == list(MODEL_NAMES)
+    for name, params in TORCHVISION_PARAMS.items():
+        assert rows[name].params == params, name
+    assert rows["fasterrcnn_mobilenet_v2_fpn"].params == 19_272_869
+    assert rows["maskrcnn_resnet50_fpn"].pretrained == ("coco", "imagenet") and rows["maskrcnn_resnet50_fpn"].has_masks
+    assert rows["ssdlite320_mobilenet_v3_large"].input_size == (320, 320)
+    assert rows["fasterrcnn_resnet50_fpn"].input_size == (800, 1067)
+    assert all(rows[n].gflops == REFERENCE_GFLOPS[n] for n in MODEL_NAMES)
+
+
+def test_gflops_count_matches_reference() -> None:
+    measured = count_gflops("ssdlite320_mobilenet_v3_large")
+    assert measured == pytest.approx(REFERENCE_GFLOPS["ssdlite320_mobilenet_v3_large"], abs=0.06)
+
+
+def test_get_model_info_accepts_aliases_and_rejects_unknown() -> None:
+    assert get_model_info("COCO-Detection/retinanet_R_50_FPN_1x.yaml").name == "retinanet_resnet50_fpn"
+    with pytest.raises(ConfigError, match="fasterrcnn_mobilenet_v3_large_fpn"):
+        get_model_info("fasterrcnn_mobilenet_v3_fpn")
+
+
+def test_class_count_and_weights_kind_are_validated() -> None:
+    with pytest.raises(ConfigError, match="num_classes"):
+        build_detector("fasterrcnn_mobilenet_v2_fpn", num_classes=0, weights="none")
+    with pytest.raises(ConfigError, match="no coco weights"):
+        build_detector("fasterrcnn_mobilenet_v2_fpn", num_classes=2, weights="coco")
+    with pytest.raises(ConfigError, match="6 backbone stages"):
+        build_detector("fasterrcnn_mobilenet_v2_fpn", num_classes=2, weights="none", trainable_backbone_layers=7)
+
+
+def test_batchnorm_is_trainable_only_without_weights() -> None:
+    detector, _ = build_detector("fasterrcnn_mobilenet_v2_fpn", num_classes=2, weights="none", **TINY)
+    body = detector.model.backbone.body
+    assert any(type(m) is nn.BatchNorm2d for m in body.modules())
+
+
+def test_names_resolve_without_importing_torch() -> None:
+    code = (
+        "import sys; from detforge.models import resolve_model_name, MODEL_NAMES; "
+        "print(resolve_model_name('faster_rcnn_R_50_FPN_3x')[0], 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["fasterrcnn_resnet50_fpn", "False"]
