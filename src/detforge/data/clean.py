@@ -6,7 +6,7 @@ import math
 from dataclasses import replace
 
 from detforge.data.dataset import Dataset
-from detforge.structures import Annotation, Problem
+from detforge.structures import Annotation, Problem, Severity
 
 __all__ = ["MIN_BOX_SIZE", "sanitize"]
 
@@ -14,37 +14,24 @@ MIN_BOX_SIZE = 1e-3
 """Boxes narrower or shorter than this (pixels), after clipping, are dropped."""
 
 
+def _problem(severity: Severity, code: str, message: str, ann: Annotation) -> Problem:
+    return Problem(severity, code, f"annotation {ann.id}: box {ann.bbox} {message}", ann.source, ann.image_id, ann.id)
+
+
 def _clean_one(ann: Annotation, width: int, height: int) -> tuple[Annotation | None, Problem | None]:
     x0, y0, x1, y1 = ann.bbox
-    where = dict(location=ann.source, image_id=ann.image_id, annotation_id=ann.id)
     if not all(math.isfinite(v) for v in ann.bbox):
-        return None, Problem(
-            "error", "box.not_finite", f"annotation {ann.id}: box {ann.bbox} is not finite; dropped", **where
-        )  # type: ignore[arg-type]
+        return None, _problem("error", "box.not_finite", "is not finite; dropped", ann)
     if x1 - x0 <= MIN_BOX_SIZE or y1 - y0 <= MIN_BOX_SIZE:
-        return None, Problem(
-            "error",
-            "box.degenerate",
-            f"annotation {ann.id}: box {ann.bbox} has zero or negative size; dropped",
-            **where,
-        )  # type: ignore[arg-type]
+        return None, _problem("error", "box.degenerate", "has zero or negative size; dropped", ann)
     if width <= 0 or height <= 0:
         return ann, None
     cx0, cy0, cx1, cy1 = max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height))
     if cx1 - cx0 <= MIN_BOX_SIZE or cy1 - cy0 <= MIN_BOX_SIZE:
-        return None, Problem(
-            "error",
-            "box.outside_image",
-            f"annotation {ann.id}: box {ann.bbox} lies outside the {width}x{height} image; dropped",
-            **where,  # type: ignore[arg-type]
-        )
+        return None, _problem("error", "box.outside_image", f"lies outside the {width}x{height} image; dropped", ann)
     if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
-        return replace(ann, bbox=(cx0, cy0, cx1, cy1)), Problem(
-            "warning",
-            "box.clipped",
-            f"annotation {ann.id}: box {ann.bbox} extends past the {width}x{height} image; clipped",
-            **where,  # type: ignore[arg-type]
-        )
+        clipped = replace(ann, bbox=(cx0, cy0, cx1, cy1))
+        return clipped, _problem("warning", "box.clipped", f"extends past the {width}x{height} image; clipped", ann)
     return ann, None
 
 
