@@ -1,6 +1,24 @@
-"""Evaluation: COCO metrics (bbox and segm) of detections against ground truth."""
+"""Evaluation: COCO metrics (bbox and segm), analysis (PR, confusion, errors, bootstrap CIs),
+score-threshold calibration and the HTML report."""
 
+from detforge.evaluation.calibration import Calibration, CalibrationError, calibrate_threshold
 from detforge.evaluation.coco import CocoEvaluator
+from detforge.evaluation.evaluate import EvaluationResult, coco_metrics, evaluate_predictions
 from detforge.evaluation.metrics import STAT_NAMES, CocoMetrics
+from detforge.evaluation.report import write_eval_report
+from detforge.evaluation.results_io import load_coco_results, to_coco_results
 
-__all__ = ["STAT_NAMES", "CocoEvaluator", "CocoMetrics"]
+__all__ = [
+    "STAT_NAMES",
+    "Calibration",
+    "CalibrationError",
+    "CocoEvaluator",
+    "CocoMetrics",
+    "EvaluationResult",
+    "calibrate_threshold",
+    "coco_metrics",
+    "evaluate_predictions",
+    "load_coco_results",
+    "to_coco_results",
+    "write_eval_report",
+]

@@ -1,0 +1,217 @@
+"""Where AP50 is lost: each false positive and missed box sorted into one error type, in the spirit of TIDE.
+
+Definitions (foreground threshold t_f = 0.5, background threshold t_b = 0.1; IoUs are with non-crowd
+ground truth of the same image; detections that match a crowd region are neither right nor wrong and
+are left out). Each false positive at t_f gets the first type that applies:
+
+1. duplicate: IoU >= t_f with a ground truth box of its class, which a higher-scoring detection has
+   already matched;
+2. classification: IoU >= t_f with a box of another class (right place, wrong label);
+3. localisation: t_b <= IoU < t_f with a box of its class (right label, poor box);
+4. both: t_b <= IoU < t_f with a box of another class (poor box and wrong label);
+5. background: IoU < t_b with every box (a detection of nothing).
+
+missed: a ground truth box no true positive matched, and which is not the target (highest-IoU box)
+of a classification or localisation error (those are charged to that error).
+
+The AP50 gain of a type is AP50 after an oracle fixes every error of that type, minus AP50 as it is,
+each type fixed alone from the original state. Fixes, in descending score order:
+classification: the detection takes its target's class and becomes its true positive, unless the
+target is already matched (then it is removed); localisation: likewise becomes its target's true
+positive (box corrected), else removed; both, duplicate and background: the detection is removed;
+missed: the missed boxes are removed from the ground truth. Two extra oracles: "false_positives"
+removes every false positive; "false_negatives" removes every unmatched ground truth box. Classes
+left with no ground truth after a fix are left out of the mean, as COCO leaves out classes without
+ground truth. AP50 is COCO's 101-point AP at IoU 0.5 computed from the matching (see `matching`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+
+from detforge.evaluation.matching import Matches, class_ap, iou_matrix, match_detections
+from detforge.structures import Annotation, Categories, ImageRecord
+from detforge.structures.detections import Detections
+
+__all__ = ["ERROR_TYPES", "FIX_NAMES", "ErrorBreakdown", "error_breakdown", "errors_from_matches"]
+
+ERROR_TYPES: tuple[str, ...] = ("classification", "localisation", "both", "duplicate", "background", "missed")
+"""The error types, in the order they are reported."""
+
+FIX_NAMES: tuple[str, ...] = (*ERROR_TYPES, "false_positives", "false_negatives")
+"""Oracle fixes whose AP50 gain is reported: one per error type, then all false positives / negatives."""
+
+_CLS, _LOC, _BOTH, _DUP, _BKG = range(5)
+
+
+@dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
+class ErrorBreakdown:
+    """Counts per error type (`ERROR_TYPES`) and the AP50 gain of each oracle fix (`FIX_NAMES`).
+
+    ap50: AP50 before any fix, in [0, 1] (-1 without ground truth); delta_ap50 values are AP50 points
+    in [0, 1] (0.05 = five points). num_true_positives / num_false_positives / num_gt: at foreground_iou.
+    detection_types: [M] int8 per detection of the matches (0..4 = the first five ERROR_TYPES, -1 = not
+    a false positive); missed_gt: [G] bool per ground truth box of the matches.
+    """
+
+    counts: Mapping[str, int]
+    delta_ap50: Mapping[str, float]
+    ap50: float
+    foreground_iou: float
+    background_iou: float
+    num_true_positives: int
+    num_false_positives: int
+    num_gt: int
+    detection_types: np.ndarray
+    missed_gt: np.ndarray
+
+    def __post_init__(self) -> None:
+        if set(self.counts) != set(ERROR_TYPES) or set(self.delta_ap50) != set(FIX_NAMES):
+            raise ValueError(f"ErrorBreakdown: counts must have keys {ERROR_TYPES} and delta_ap50 keys {FIX_NAMES}")
+        object.__setattr__(self, "counts", MappingProxyType(dict(self.counts)))
+        object.__setattr__(self, "delta_ap50", MappingProxyType(dict(self.delta_ap50)))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "counts": dict(self.counts),
+            "delta_ap50": dict(self.delta_ap50),
+            "ap50": self.ap50,
+            "foreground_iou": self.foreground_iou,
+            "background_iou": self.background_iou,
+            "num_true_positives": self.num_true_positives,
+            "num_false_positives": self.num_false_positives,
+            "num_gt": self.num_gt,
+        }
+
+
+def _mean_ap(labels: np.ndarray, scores: np.ndarray, tp: np.ndarray, keep: np.ndarray, num_gt: np.ndarray) -> float:
+    """AP50 averaged over classes with ground truth; detections in build order, `keep` selects the counted ones."""
+    aps = []
+    for k in np.flatnonzero(num_gt > 0):
+        sel = np.flatnonzero(keep & (labels == k))
+        sel = sel[np.argsort(-scores[sel], kind="stable")]
+        aps.append(class_ap(tp[sel], float(num_gt[k])))
+    return float(np.mean(aps)) if aps else -1.0
+
+
+def _classify_image(
+    matches: Matches, fp_idx: np.ndarray, gt_idx: np.ndarray, t_f: float, t_b: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(types [F], target ground truth index or -1 [F]) of one image's false positives."""
+    types = np.full(len(fp_idx), _BKG, dtype=np.int8)
+    target = np.full(len(fp_idx), -1, dtype=np.int64)
+    if len(gt_idx) == 0:
+        return types, target
+    iou = iou_matrix(matches.det_boxes[fp_idx], matches.gt_boxes[gt_idx])
+    same = matches.gt_labels[gt_idx][None, :] == matches.det_labels[fp_idx][:, None]
+    iou_same, iou_other = np.where(same, iou, -1.0), np.where(same, -1.0, iou)
+    best_same, best_other = iou_same.max(axis=1), iou_other.max(axis=1)
+    arg_same, arg_other = gt_idx[iou_same.argmax(axis=1)], gt_idx[iou_other.argmax(axis=1)]
+    for code, cond, tgt in (
+        (_BOTH, best_other >= t_b, arg_other),
+        (_LOC, best_same >= t_b, arg_same),
+        (_CLS, best_other >= t_f, arg_other),
+        (_DUP, best_same >= t_f, arg_same),
+    ):  # lowest precedence first: later rules overwrite
+        types[cond] = code
+        target[cond] = tgt[cond]
+    target[(types == _DUP) | (types == _BOTH)] = -1  # no ground truth is charged to these
+    return types, target
+
+
+def errors_from_matches(
+    matches: Matches, *, foreground_iou: float = 0.5, background_iou: float = 0.1
+) -> ErrorBreakdown:
+    """The error breakdown of `matches` (which must include `foreground_iou` among its thresholds)."""
+    if not 0.0 <= background_iou <= foreground_iou <= 1.0:
+        raise ValueError(
+            f"errors: expected 0 <= background_iou <= foreground_iou <= 1, got {background_iou}, {foreground_iou}"
+        )
+    t = matches.threshold_index(foreground_iou)
+    det_gt, ignored = matches.det_gt[t], matches.det_ignored[t]
+    tp, fp = (det_gt >= 0) & ~ignored, (det_gt < 0) & ~ignored
+    types = np.full(len(det_gt), -1, dtype=np.int8)
+    target = np.full(len(det_gt), -1, dtype=np.int64)
+    real_gt = ~matches.gt_crowd
+    images = np.arange(len(matches.image_ids) + 1)
+    det_bounds = np.searchsorted(matches.det_image, images)  # both arrays are sorted by image
+    gt_bounds = np.searchsorted(matches.gt_image, images)
+    for i in np.unique(matches.det_image[fp]):
+        fp_idx = det_bounds[i] + np.flatnonzero(fp[det_bounds[i] : det_bounds[i + 1]])
+        gt_idx = gt_bounds[i] + np.flatnonzero(real_gt[gt_bounds[i] : gt_bounds[i + 1]])
+        types[fp_idx], target[fp_idx] = _classify_image(matches, fp_idx, gt_idx, foreground_iou, background_iou)
+    matched_gt = np.zeros(len(real_gt), dtype=bool)
+    matched_gt[det_gt[tp]] = True
+    covered = np.zeros(len(real_gt), dtype=bool)
+    covered[target[target >= 0]] = True
+    missed = real_gt & ~matched_gt & ~covered
+    counts = {name: int((types == code).sum()) for code, name in enumerate(ERROR_TYPES[:5])}
+    counts["missed"] = int(missed.sum())
+
+    labels, scores, keep = matches.det_labels, matches.det_scores, ~ignored
+    num_gt = matches.num_gt()
+    base = _mean_ap(labels, scores, tp, keep, num_gt)
+    by_score = np.argsort(-scores, kind="stable")
+
+    def fix_targets(code: int) -> float:
+        new_labels, new_tp, new_keep = labels.copy(), tp.copy(), keep.copy()
+        taken = matched_gt.copy()
+        for d in by_score[types[by_score] == code]:
+            g = target[d]
+            if taken[g]:
+                new_keep[d] = False
+            else:
+                taken[g] = True
+                new_tp[d] = True
+                new_labels[d] = matches.gt_labels[g]
+        return _mean_ap(new_labels, scores, new_tp, new_keep, num_gt)
+
+    def remove(code: int) -> float:
+        return _mean_ap(labels, scores, tp, keep & (types != code), num_gt)
+
+    gt_labels_real = matches.gt_labels[real_gt]
+    fixed = {
+        "classification": fix_targets(_CLS),
+        "localisation": fix_targets(_LOC),
+        "both": remove(_BOTH),
+        "duplicate": remove(_DUP),
+        "background": remove(_BKG),
+        "missed": _mean_ap(
+            labels, scores, tp, keep, num_gt - np.bincount(matches.gt_labels[missed], minlength=matches.num_classes)
+        ),
+        "false_positives": _mean_ap(labels, scores, tp, keep & ~fp, num_gt),
+        "false_negatives": _mean_ap(
+            labels, scores, tp, keep, np.bincount(matches.gt_labels[matched_gt], minlength=matches.num_classes)
+        ),
+    }
+    delta = {name: (value - base if base >= 0 and value >= 0 else 0.0) for name, value in fixed.items()}
+    return ErrorBreakdown(
+        counts=counts,
+        delta_ap50=delta,
+        ap50=base,
+        foreground_iou=foreground_iou,
+        background_iou=background_iou,
+        num_true_positives=int(tp.sum()),
+        num_false_positives=int(fp.sum()),
+        num_gt=len(gt_labels_real),
+        detection_types=types,
+        missed_gt=missed,
+    )
+
+
+def error_breakdown(
+    images: Sequence[ImageRecord],
+    annotations: Sequence[Annotation],
+    categories: Categories,
+    predictions: Mapping[int, Detections],
+    *,
+    foreground_iou: float = 0.5,
+    background_iou: float = 0.1,
+) -> ErrorBreakdown:
+    """Count false positives and misses by type and measure each type's AP50 cost (definitions above)."""
+    matches = match_detections(images, annotations, categories, predictions, iou_thresholds=(foreground_iou,))
+    return errors_from_matches(matches, foreground_iou=foreground_iou, background_iou=background_iou)

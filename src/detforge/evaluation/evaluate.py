@@ -1,0 +1,125 @@
+"""One call that evaluates predictions completely: COCO metrics, curves, confusion, errors, intervals, report."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from detforge.evaluation.analysis import (
+    ClassTable,
+    ConfusionMatrix,
+    PRCurves,
+    confusion_from_matches,
+    per_class_table,
+    pr_curves_from_matches,
+)
+from detforge.evaluation.bootstrap import BootstrapCI, bootstrap_from_matches
+from detforge.evaluation.calibration import Calibration, CalibrationError, calibrate_threshold
+from detforge.evaluation.coco import CocoEvaluator
+from detforge.evaluation.errors import ErrorBreakdown, errors_from_matches
+from detforge.evaluation.matching import COCO_IOU_THRESHOLDS, match_detections
+from detforge.evaluation.metrics import CocoMetrics
+from detforge.evaluation.report import write_eval_report
+from detforge.structures import Annotation, Categories, ImageRecord
+from detforge.structures.detections import Detections
+
+__all__ = ["DEFAULT_SCORE_THRESHOLD", "EvaluationResult", "coco_metrics", "evaluate_predictions"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SCORE_THRESHOLD = 0.5
+"""Score threshold of the confusion matrix and gallery when none is given and none can be calibrated."""
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Everything `evaluate_predictions` measured.
+
+    metrics: COCO's numbers (faster-coco-eval); table: per class; pr: curves at IoU 0.5; confusion: at
+    `score_threshold`; errors: TIDE-style breakdown; bootstrap: AP/AP50 intervals (None if not asked);
+    calibration: best-F1 threshold (None without detections or ground truth); score_threshold: the one
+    used for the confusion matrix and gallery; report: path of report.html (None without out_dir).
+    """
+
+    metrics: CocoMetrics
+    table: ClassTable
+    pr: PRCurves
+    confusion: ConfusionMatrix
+    errors: ErrorBreakdown
+    bootstrap: BootstrapCI | None
+    calibration: Calibration | None
+    score_threshold: float
+    report: Path | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready: every part's `to_dict()`, the threshold and the report path (as a string)."""
+        return {
+            "metrics": self.metrics.to_dict(),
+            "per_class": self.table.to_dict()["rows"],
+            "pr": self.pr.to_dict(),
+            "confusion": self.confusion.to_dict(),
+            "errors": self.errors.to_dict(),
+            "bootstrap": self.bootstrap.to_dict() if self.bootstrap is not None else None,
+            "calibration": self.calibration.to_dict() if self.calibration is not None else None,
+            "score_threshold": self.score_threshold,
+            "report": str(self.report) if self.report is not None else None,
+        }
+
+
+def coco_metrics(
+    images: Sequence[ImageRecord],
+    annotations: Sequence[Annotation],
+    categories: Categories,
+    predictions: Mapping[int, Detections],
+) -> CocoMetrics:
+    """COCO bbox metrics of `predictions` (images without an entry have no detections)."""
+    evaluator = CocoEvaluator(images, annotations, categories)
+    ids = [im.id for im in images]
+    empty = {im.id: Detections.empty((im.height, im.width)) for im in images if im.id not in predictions}
+    dets = [predictions[i] if i in predictions else empty[i] for i in ids]
+    evaluator.process(ids, dets)
+    return evaluator.evaluate()
+
+
+def evaluate_predictions(
+    images: Sequence[ImageRecord],
+    annotations: Sequence[Annotation],
+    categories: Categories,
+    predictions: Mapping[int, Detections],
+    *,
+    out_dir: str | Path | None = None,
+    score_threshold: float | None = None,
+    bootstrap_n: int = 200,
+    seed: int = 0,
+    worst_k: int = 12,
+) -> EvaluationResult:
+    """Evaluate `predictions` (image id -> Detections, labels 0..K-1, XYXY pixels) against the ground truth.
+
+    Detections are matched once (COCO's rules, IoU 0.50:0.95) and every analysis reuses that matching.
+    `score_threshold` (None: the best-F1 threshold, else 0.5) sets the confusion matrix and gallery.
+    `bootstrap_n` resamples give AP/AP50 intervals (0: none). With `out_dir`, writes the HTML report there.
+    """
+    metrics = coco_metrics(images, annotations, categories, predictions)
+    matches = match_detections(images, annotations, categories, predictions, iou_thresholds=COCO_IOU_THRESHOLDS)
+    pr = pr_curves_from_matches(matches)
+    try:
+        calibration: Calibration | None = calibrate_threshold(pr)
+    except CalibrationError as e:
+        logger.info("no score threshold calibrated: %s", e)
+        calibration = None
+    if score_threshold is None:
+        score_threshold = calibration.threshold if calibration is not None else DEFAULT_SCORE_THRESHOLD
+    confusion = confusion_from_matches(matches, score_threshold=score_threshold)
+    errors = errors_from_matches(matches)
+    bootstrap = bootstrap_from_matches(matches, n=bootstrap_n, seed=seed) if bootstrap_n > 0 else None
+    table = per_class_table(metrics, pr)
+    report = None
+    if out_dir is not None:
+        report = write_eval_report(
+            out_dir, metrics=metrics, table=table, pr=pr, confusion=confusion, errors=errors, bootstrap=bootstrap,
+            calibration=calibration, images=images, annotations=annotations, categories=categories,
+            predictions=predictions, worst_k=worst_k,
+        )  # fmt: skip
+    return EvaluationResult(metrics, table, pr, confusion, errors, bootstrap, calibration, score_threshold, report)

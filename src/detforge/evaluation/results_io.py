@@ -1,0 +1,170 @@
+"""COCO results files (the list of detections COCO tools exchange) <-> `Detections` per image.
+
+A results file is a JSON list of {"image_id", "category_id", "bbox": [x, y, width, height] (pixels),
+"score", optional "segmentation" (RLE or polygons)}. COCO's XYWH exists only here: everything returned
+is XYXY pixels with labels 0..K-1 (the index of `category_id` in `Categories`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from faster_coco_eval.core import mask as mask_utils
+
+from detforge.errors import DatasetError
+from detforge.structures import Categories, ImageRecord
+from detforge.structures.detections import Detections
+
+__all__ = ["load_coco_results", "parse_coco_results", "to_coco_results"]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _mask(where: str, seg: object, height: int, width: int) -> np.ndarray:
+    """[H, W] bool mask of a COCO segmentation (RLE dict, compressed or not, or a list of polygons)."""
+    if not (height and width):
+        raise DatasetError(f"{where}: 'segmentation' given but the image size is unknown (0); cannot decode it")
+    try:
+        if isinstance(seg, list):
+            rle = mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
+        elif isinstance(seg, dict) and "counts" in seg and "size" in seg:
+            if list(seg["size"]) != [height, width]:
+                raise DatasetError(
+                    f"{where}: 'segmentation' size {seg['size']} differs from the image's [{height}, {width}]"
+                )
+            rle = mask_utils.frPyObjects(seg, height, width) if isinstance(seg["counts"], list) else dict(seg)
+            if isinstance(rle["counts"], str):
+                rle["counts"] = rle["counts"].encode("ascii")
+        else:
+            raise DatasetError(
+                f"{where}: 'segmentation' must be an RLE dict or a list of polygons, got {type(seg).__name__}"
+            )
+        return np.asarray(mask_utils.decode(rle), dtype=bool).reshape(height, width)
+    except DatasetError:
+        raise
+    except Exception as e:  # malformed polygons or RLE strings
+        raise DatasetError(f"{where}: cannot decode 'segmentation': {e}") from e
+
+
+def parse_coco_results(
+    entries: object, images: Sequence[ImageRecord], categories: Categories, *, source: str = "results"
+) -> dict[int, Detections]:
+    """Detections for every image of `images` (empty where the results have none) from parsed JSON.
+
+    Each image's detections are sorted by descending score. Masks are decoded when the entries carry a
+    "segmentation" (then every entry must). DatasetError naming `source`, the list index and the key for
+    an unknown image id, an unknown category id, a bad bbox (not 4 finite numbers, negative size) or score.
+    """
+    if not isinstance(entries, list):
+        raise DatasetError(f"{source}: expected a JSON list of detections, got {type(entries).__name__}")
+    sizes = {im.id: (im.height, im.width) for im in images}
+    index = {c.id: k for k, c in enumerate(categories)}
+    rows: dict[int, list[tuple[float, int, list[float], np.ndarray | None]]] = {i: [] for i in sizes}
+    with_masks = bool(entries) and isinstance(entries[0], dict) and "segmentation" in entries[0]
+    for n, entry in enumerate(entries):
+        where = f"{source}[{n}]"
+        if not isinstance(entry, dict):
+            raise DatasetError(
+                f"{where}: expected an object with image_id, category_id, bbox, score; got {entry!r:.80}"
+            )
+        for key in ("image_id", "category_id", "bbox", "score"):
+            if key not in entry:
+                raise DatasetError(f"{where}: missing key {key!r}")
+        image_id, category_id, bbox, score = entry["image_id"], entry["category_id"], entry["bbox"], entry["score"]
+        if not isinstance(image_id, int) or isinstance(image_id, bool) or image_id not in sizes:
+            raise DatasetError(f"{where}: 'image_id' {image_id!r} is not an image of the dataset")
+        if not isinstance(category_id, int) or isinstance(category_id, bool) or category_id not in index:
+            raise DatasetError(f"{where}: 'category_id' {category_id!r} is unknown; known ids: {list(categories.ids)}")
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)) or min(bbox[2:]) < 0:
+            raise DatasetError(
+                f"{where}: 'bbox' {bbox!r} is not [x, y, width, height] with 4 finite numbers, size >= 0"
+            )
+        if not _is_number(score):
+            raise DatasetError(f"{where}: 'score' {score!r} is not a finite number")
+        if ("segmentation" in entry) != with_masks:
+            raise DatasetError(f"{where}: 'segmentation' must be given for every detection or for none")
+        height, width = sizes[image_id]
+        mask = _mask(f"{where}", entry["segmentation"], height, width) if with_masks else None
+        x, y, w, h = (float(v) for v in bbox)
+        rows[image_id].append((float(score), index[category_id], [x, y, x + w, y + h], mask))
+    out: dict[int, Detections] = {}
+    for image_id, dets in rows.items():
+        height, width = sizes[image_id]
+        if not dets:
+            empty = Detections.empty((height, width))
+            out[image_id] = (
+                empty
+                if not with_masks
+                else Detections(
+                    empty.boxes,
+                    empty.labels,
+                    empty.scores,
+                    (height, width),
+                    torch.zeros((0, height, width), dtype=torch.bool),
+                )
+            )
+            continue
+        dets.sort(key=lambda d: -d[0])
+        masks = torch.from_numpy(np.stack([d[3] for d in dets if d[3] is not None])) if with_masks else None
+        out[image_id] = Detections(
+            torch.tensor([d[2] for d in dets], dtype=torch.float32),
+            torch.tensor([d[1] for d in dets], dtype=torch.int64),
+            torch.tensor([d[0] for d in dets], dtype=torch.float32),
+            (height, width),
+            masks,
+        )
+    return out
+
+
+def load_coco_results(path: str | Path, images: Sequence[ImageRecord], categories: Categories) -> dict[int, Detections]:
+    """Read a COCO results JSON file into Detections per image id (see `parse_coco_results`)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read the results file: {e.strerror or e}") from e
+    try:
+        entries = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{path}:{e.lineno}: not valid JSON ({e.msg}, column {e.colno})") from e
+    return parse_coco_results(entries, images, categories, source=str(path))
+
+
+def _rle(mask: np.ndarray) -> dict[str, Any]:
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)[:, :, None]))[0]
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def to_coco_results(predictions: Mapping[int, Detections], categories: Categories) -> list[dict[str, Any]]:
+    """COCO result dicts (image id ascending, then each image's order): XYWH bbox, dataset category id,
+    score, and a compressed RLE "segmentation" when the detections have masks. JSON-ready."""
+    ids = categories.ids
+    out: list[dict[str, Any]] = []
+    for image_id in sorted(predictions):
+        det = predictions[image_id].cpu()
+        labels = det.labels.tolist()
+        bad = [v for v in labels if not 0 <= v < len(ids)]
+        if bad:
+            raise ValueError(f"to_coco_results: image {image_id} has label {bad[0]} outside 0..{len(ids) - 1}")
+        masks = det.masks.numpy().astype(bool) if det.masks is not None else None
+        for i, ((x0, y0, x1, y1), label, score) in enumerate(
+            zip(det.boxes.tolist(), labels, det.scores.tolist(), strict=True)
+        ):
+            entry: dict[str, Any] = {
+                "image_id": int(image_id),
+                "category_id": int(ids[label]),
+                "bbox": [x0, y0, x1 - x0, y1 - y0],
+                "score": float(score),
+            }
+            if masks is not None:
+                entry["segmentation"] = _rle(masks[i])
+            out.append(entry)
+    return out

@@ -1,0 +1,93 @@
+"""COCO results JSON <-> Detections: round trip and error messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from detforge.errors import DatasetError
+from detforge.evaluation.results_io import load_coco_results, to_coco_results
+from detforge.structures import Categories, Category, ImageRecord
+from detforge.structures.detections import Detections
+
+CATS = Categories((Category(3, "cat"), Category(7, "dog")))  # labels 0 -> id 3, 1 -> id 7
+IMAGES = [ImageRecord(1, "1.jpg", Path("1.jpg"), 40, 30), ImageRecord(5, "5.jpg", Path("5.jpg"), 40, 30)]
+
+
+def _write(tmp_path: Path, entries: object) -> Path:
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(entries), encoding="utf-8")
+    return path
+
+
+def test_round_trip_boxes_labels_scores(tmp_path: Path) -> None:
+    preds = {
+        1: Detections(
+            torch.tensor([[1.5, 2.0, 11.5, 22.0], [0.0, 0.0, 40.0, 30.0]]),
+            torch.tensor([1, 0]),
+            torch.tensor([0.9, 0.25]),
+            (30, 40),
+        )
+    }
+    entries = to_coco_results(preds, CATS)
+    assert entries[0] == {"image_id": 1, "category_id": 7, "bbox": [1.5, 2.0, 10.0, 20.0], "score": pytest.approx(0.9)}
+    loaded = load_coco_results(_write(tmp_path, entries), IMAGES, CATS)
+    assert set(loaded) == {1, 5} and len(loaded[5]) == 0 and loaded[5].image_size == (30, 40)
+    assert torch.equal(loaded[1].boxes, preds[1].boxes)
+    assert loaded[1].labels.tolist() == [1, 0] and torch.equal(loaded[1].scores, preds[1].scores)
+    assert loaded[1].masks is None
+
+
+def test_detections_are_sorted_by_score_and_masks_round_trip(tmp_path: Path) -> None:
+    masks = torch.zeros((2, 30, 40), dtype=torch.bool)
+    masks[0, 5:10, 2:8] = True
+    masks[1, 20:30, 30:40] = True
+    preds = {5: Detections(torch.tensor([[2.0, 5, 8, 10], [30, 20, 40, 30]]), torch.tensor([0, 1]),
+                           torch.tensor([0.3, 0.8]), (30, 40), masks)}  # fmt: skip
+    entries = to_coco_results(preds, CATS)
+    assert isinstance(entries[0]["segmentation"]["counts"], str)
+    loaded = load_coco_results(_write(tmp_path, entries), IMAGES, CATS)[5]
+    assert loaded.scores.tolist() == pytest.approx([0.8, 0.3])
+    assert loaded.masks is not None and torch.equal(loaded.masks, masks.flip(0))
+    polygon = [{"image_id": 1, "category_id": 3, "bbox": [0, 0, 10, 10], "score": 0.5,
+                "segmentation": [[0, 0, 10, 0, 10, 10, 0, 10]]}]  # fmt: skip
+    poly_masks = load_coco_results(_write(tmp_path, polygon), IMAGES, CATS)[1].masks
+    assert poly_masks is not None and 90 <= int(poly_masks.sum()) <= 121
+
+
+GOOD = {"image_id": 1, "category_id": 3, "bbox": [0, 0, 5, 5], "score": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"image_id": 2}, r"results\.json\[1\]: 'image_id' 2 is not an image of the dataset"),
+        ({"category_id": 4}, r"\[1\]: 'category_id' 4 is unknown; known ids: \[3, 7\]"),
+        ({"bbox": [0, 0, 5]}, r"\[1\]: 'bbox' \[0, 0, 5\] is not \[x, y, width, height\]"),
+        ({"bbox": [0, 0, -5, 5]}, r"\[1\]: 'bbox' \[0, 0, -5, 5\] is not"),
+        ({"bbox": [0, 0, "5", 5]}, r"\[1\]: 'bbox'"),
+        ({"score": None}, r"\[1\]: 'score' None is not a finite number"),
+        ({"image_id": True}, r"\[1\]: 'image_id' True"),
+    ],
+)
+def test_bad_entries_name_index_and_key(tmp_path: Path, bad: dict[str, object], message: str) -> None:
+    with pytest.raises(DatasetError, match=message):
+        load_coco_results(_write(tmp_path, [GOOD, GOOD | bad]), IMAGES, CATS)
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"\[0\]: missing key 'score'"):
+        load_coco_results(_write(tmp_path, [{k: v for k, v in GOOD.items() if k != "score"}]), IMAGES, CATS)
+    with pytest.raises(DatasetError, match="expected a JSON list of detections, got dict"):
+        load_coco_results(_write(tmp_path, {"annotations": []}), IMAGES, CATS)
+    with pytest.raises(DatasetError, match=r"\[1\]: 'segmentation' must be given for every detection or for none"):
+        load_coco_results(_write(tmp_path, [GOOD | {"segmentation": [[0, 0, 5, 0, 5, 5]]}, GOOD]), IMAGES, CATS)
+    broken = tmp_path / "broken.json"
+    broken.write_text('[\n{"image_id": 1,,}\n]', encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"broken\.json:2: not valid JSON"):
+        load_coco_results(broken, IMAGES, CATS)
+    with pytest.raises(DatasetError, match="cannot read the results file"):
+        load_coco_results(tmp_path / "missing.json", IMAGES, CATS)
