@@ -8,7 +8,7 @@ import inspect
 import detforge
 from detforge.cli import build_parser
 
-CLI_ONLY = {"handler", "json", "verbose", "command", "data_command"}
+CLI_ONLY = {"handler", "json", "verbose", "command", "data_command", "config_command", "aliases"}
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -26,6 +26,16 @@ def test_every_data_verb_flag_is_an_api_parameter() -> None:
         dests = {a.dest for a in sub._actions if a.dest not in CLI_ONLY and a.dest != "help"}
         missing = dests - api_params
         assert not missing, f"`detforge data {verb}` flags {missing} have no parameter of that name in detforge.{verb}"
+
+
+def test_every_top_level_verb_flag_is_an_api_parameter() -> None:
+    verbs = _subparsers(build_parser())
+    api_name = {"train": "train", "predict": "predict", "eval": "evaluate", "models": "models"}
+    for verb, name in api_name.items():
+        api_params = set(inspect.signature(getattr(detforge, name)).parameters)
+        dests = {a.dest for a in verbs[verb]._actions if a.dest not in CLI_ONLY | {"help", "paths"}}
+        missing = dests - api_params
+        assert not missing, f"`detforge {verb}` flags {missing} have no parameter of that name in detforge.{name}"
 
 
 def test_public_api_is_sorted_and_importable_without_torch() -> None:

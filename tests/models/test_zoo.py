@@ -84,7 +84,7 @@ def test_model_table_rows() -> None:
     assert list(rows) == list(MODEL_NAMES)
     for name, params in TORCHVISION_PARAMS.items():
         assert rows[name].params == params, name
-    assert rows["fasterrcnn_mobilenet_v2_fpn"].params == 19_272_869
+    assert rows["fasterrcnn_mobilenet_v2_fpn"].params == 19_276_724
     assert rows["maskrcnn_resnet50_fpn"].pretrained == ("coco", "imagenet") and rows["maskrcnn_resnet50_fpn"].has_masks
     assert rows["ssdlite320_mobilenet_v3_large"].input_size == (320, 320)
     assert rows["fasterrcnn_resnet50_fpn"].input_size == (800, 1067)

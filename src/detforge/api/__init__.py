@@ -2,6 +2,9 @@
 same parameter names. This package is the only place where configuration becomes objects."""
 
 from detforge.api.data import check, convert, sample, show, split, stats
+from detforge.api.evaluate import evaluate
 from detforge.api.models import models
+from detforge.api.predict import predict
+from detforge.api.train import train
 
-__all__ = ["check", "convert", "models", "sample", "show", "split", "stats"]
+__all__ = ["check", "convert", "evaluate", "models", "predict", "sample", "show", "split", "stats", "train"]

@@ -14,7 +14,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from detforge.cli import data, models
+    from detforge.cli import data, infer, models, train
 
     parser = argparse.ArgumentParser(
         prog="detforge",
@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     data.add_parser(commands)
     models.add_parsers(commands)
+    train.add_parser(commands)
+    infer.add_parsers(commands)
     return parser
 
 

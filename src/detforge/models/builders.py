@@ -27,7 +27,7 @@ from detforge.models.info import ModelInfo
 __all__ = ["BackboneSetup", "build_module", "fasterrcnn_mobilenet_v2_fpn"]
 
 _V2_RETURNED_STAGES = [2, 3, 5]  # outputs at strides 8, 16, 32 (+ max-pool level at 64)
-_V2_ANCHOR_SIZES = ((32, 48), (64, 96), (128, 192), (256, 512))
+_V2_ANCHOR_SIZES = ((16, 24, 32), (48, 64, 96), (128, 160, 192), (256, 384, 512))
 
 
 def fasterrcnn_mobilenet_v2_fpn(
@@ -41,8 +41,10 @@ def fasterrcnn_mobilenet_v2_fpn(
 ) -> FasterRCNN:
     """Faster R-CNN on torchvision's MobileNetV2 + FPN (`mobilenet_backbone`), torchvision builder style.
 
-    FPN levels at strides 8, 16, 32 and 64 with anchors of 32-48, 64-96, 128-192 and 256-512 px and
-    aspect ratios 0.5, 1, 2; 300 proposals kept at test time (box head cost dominates on CPU).
+    FPN levels at strides 8, 16, 32 and 64 with anchors of 16-32, 48-96, 128-192 and 256-512 px (small
+    objects matter on CPU, where images are fed small) and aspect ratios 0.5, 1, 2. CPU-minded
+    proposal budget (the box head dominates the cost on CPU): 1000/500 proposals before/after NMS
+    and 128 sampled RoIs per image in training (as Detectron2's small-data tutorial), 300 at test.
     Defaults: min_size 512, max_size 853, rpn_score_thresh 0.05; `kwargs` go to FasterRCNN.
     No COCO weights exist for it (`weights` must be None); `weights_backbone` takes the ImageNet
     classifier weights, in which case BatchNorm is frozen and 3 of 6 stages train by default.
@@ -67,6 +69,9 @@ def fasterrcnn_mobilenet_v2_fpn(
         "max_size": 853,
         "rpn_score_thresh": 0.05,
         "rpn_post_nms_top_n_test": 300,
+        "rpn_pre_nms_top_n_train": 1000,
+        "rpn_post_nms_top_n_train": 500,
+        "box_batch_size_per_image": 128,
     }
     classes = 91 if num_classes is None else num_classes
     return FasterRCNN(backbone, classes, rpn_anchor_generator=anchors, **{**defaults, **kwargs})

@@ -1,0 +1,124 @@
+"""`detforge eval` and `detforge predict`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["add_parsers"]
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = commands.add_parser(
+        "eval",
+        help="COCO AP with error bars, per-class table, PR curves, confusion matrix, error breakdown",
+        description="detforge eval MODEL DATA [--split test]   or   detforge eval --detections RESULTS.json DATA",
+    )
+    p.add_argument(
+        "paths", nargs="+", type=Path, metavar="MODEL DATA", help="model artifact (unless --detections) and dataset"
+    )
+    p.add_argument("--split", default="test", help="subset to evaluate (default test)")
+    p.add_argument("--out", type=Path, default=None, help="write report.html, plots and metrics.json here")
+    p.add_argument("--detections", type=Path, default=None, help="evaluate a COCO results JSON instead of a model")
+    p.add_argument("--score-threshold", dest="score_threshold", type=float, default=None)
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for AP intervals (0: off)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=4)
+    p.add_argument("--format", default=None, help="force the dataset format")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_eval)
+
+    p = commands.add_parser("predict", help="run a model on images; write COCO/YOLO/CSV/CVAT/Label Studio results")
+    p.add_argument("model", type=Path)
+    p.add_argument("source", help="image file, folder or glob")
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--format", nargs="+", default=["coco"], choices=("coco", "yolo", "csv", "cvat", "labelstudio"))
+    p.add_argument(
+        "--score-threshold",
+        dest="score_threshold",
+        type=float,
+        default=None,
+        help="override the model's calibrated threshold (0 keeps everything)",
+    )
+    p.add_argument("--save-images", dest="save_images", action="store_true", help="also write drawn images")
+    p.add_argument("--tile", type=int, default=None, help="tiled inference with tiles of this many pixels")
+    p.add_argument("--tile-overlap", dest="tile_overlap", type=float, default=0.2)
+    p.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation")
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=4)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(handler=_predict)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from detforge.api import evaluate
+    from detforge.errors import ConfigError
+
+    if args.detections is not None:
+        if len(args.paths) != 1:
+            raise ConfigError("with --detections give only the dataset: detforge eval --detections RESULTS.json DATA")
+        model, data = None, args.paths[0]
+    else:
+        if len(args.paths) != 2:
+            raise ConfigError("expected MODEL and DATA: detforge eval MODEL DATA (or --detections RESULTS.json DATA)")
+        model, data = args.paths
+    result = evaluate(
+        model,
+        data,
+        split=args.split,
+        out=args.out,
+        detections=args.detections,
+        score_threshold=args.score_threshold,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        device=args.device,
+        batch_size=args.batch_size,
+        format=args.format,
+    )
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    m = result.metrics
+    ci = result.bootstrap
+    ap_ci = f" (95% CI {ci.ap_low:.3f}-{ci.ap_high:.3f}, {ci.num_images} images)" if ci is not None else ""
+    print(
+        f"AP {m.ap:.3f}{ap_ci}  AP50 {m.ap50:.3f}  AP75 {m.ap75:.3f}  "
+        f"APs {m.ap_small:.3f}  APm {m.ap_medium:.3f}  APl {m.ap_large:.3f}  AR100 {m.ar100:.3f}"
+    )
+    print(result.table.to_text())
+    if result.calibration is not None:
+        c = result.calibration
+        print(f"best-F1 score threshold {c.threshold:.3f} (precision {c.precision:.3f}, recall {c.recall:.3f})")
+    if result.report is not None:
+        print(f"report: {result.report}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from detforge.api import predict
+
+    results = predict(
+        args.model,
+        args.source,
+        out=args.out,
+        format=args.format,
+        score_threshold=args.score_threshold,
+        save_images=args.save_images,
+        tile=args.tile,
+        tile_overlap=args.tile_overlap,
+        tta=args.tta,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    failed = [r for r in results if not r.ok]
+    found = sum(len(r.detections) for r in results if r.detections is not None)
+    print(f"{len(results) - len(failed)} images, {found} detections" + (f" -> {args.out}" if args.out else ""))
+    for r in failed:
+        print(f"skipped {r.source}: {r.error}", file=sys.stderr)
+    if args.out is None:
+        for r in results:
+            if r.detections is not None:
+                print(f"{r.source}: {len(r.detections)} detections")
+    return 1 if failed and len(failed) == len(results) else 0

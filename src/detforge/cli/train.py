@@ -1,0 +1,72 @@
+"""`detforge train`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+__all__ = ["add_parser"]
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = commands.add_parser(
+        "train",
+        help="fine-tune a detector on a dataset (or a YAML config) with automatic, explained defaults",
+        description="detforge train DATA_OR_CONFIG [key=value ...] [--out DIR] [--time 20m] [--resume] [--devices N]",
+    )
+    p.add_argument(
+        "data_or_config",
+        nargs="?",
+        type=Path,
+        metavar="DATA_OR_CONFIG",
+        help="dataset folder/file with train/val(/test) subsets, or a detforge YAML config",
+    )
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.lr=0.01")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default runs/trainN)")
+    p.add_argument("--time", default=None, help="time budget, e.g. 20m or 1h30m: stops cleanly with the best model")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--devices", type=int, default=1, help="data-parallel processes on this machine")
+    p.add_argument(
+        "--no-calibrate",
+        dest="calibrate",
+        action="store_false",
+        help="do not store a validation best-F1 score threshold in the model",
+    )
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from detforge.api import train
+
+    overrides = list(args.overrides)
+    # argparse gives a lone `key=value` to DATA_OR_CONFIG when no path is given (e.g. with --resume)
+    if args.data_or_config is not None and "=" in str(args.data_or_config) and not args.data_or_config.exists():
+        overrides.insert(0, str(args.data_or_config))
+        args.data_or_config = None
+    result = train(
+        args.data_or_config,
+        overrides,
+        out=args.out,
+        time=args.time,
+        resume=args.resume,
+        devices=args.devices,
+        calibrate=args.calibrate,
+        progress=args.progress,
+    )
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+        return 0
+    final = result.final_metrics
+    if final is not None:
+        m = final.metrics
+        print(
+            f"validation AP {m['ap']:.3f}  AP50 {m['ap50']:.3f}  val loss {final.val_loss:.4f} "
+            f"(best {result.metric} {result.best_metric:.4f} at iteration {result.best_iteration})"
+        )
+    print(f"stopped: {result.stop_reason} after {result.iterations} iterations")
+    print(f"model: {result.model_path}")
+    print(f"logs: tensorboard --logdir {result.out_dir / 'tb'}   metrics: {result.out_dir / 'metrics.jsonl'}")
+    return 0
