@@ -5,10 +5,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo_out
+# CPU minutes of training in the demo (stops cleanly with the best evaluated model).
+DEMO_TIME ?= 6m
 # torch/torchvision are pinned to the releases these machines carry; never newer.
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-slow lint typecheck venv venv-dev clean
+.PHONY: demo test test-slow lint typecheck venv venv-dev clean browser serve-demo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +28,12 @@ $(VENV)/.dev: $(VENV)/.base
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# Headless Chromium + ChromeDriver (Debian packages) for the web page's browser test.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || \
+	    echo "warning: could not install chromium; the browser test will be skipped"; }
+
 venv: $(VENV)/.base
 venv-dev: $(VENV)/.dev
 
@@ -34,8 +42,14 @@ demo: $(VENV)/.base
 	$(BIN)/detforge data check $(DEMO)/data
 	$(BIN)/detforge data stats $(DEMO)/data --out $(DEMO)/stats
 	$(BIN)/detforge data show $(DEMO)/data --out $(DEMO)/gallery --n 16
+	rm -rf $(DEMO)/run
+	$(BIN)/detforge train $(DEMO)/data data.flip=false --out $(DEMO)/run --time $(DEMO_TIME)
+	$(BIN)/detforge eval $(DEMO)/run/model.pt $(DEMO)/data --split test --out $(DEMO)/eval
+	$(BIN)/detforge predict $(DEMO)/run/model.pt $(DEMO)/data/images/test --out $(DEMO)/predictions \
+		--format coco csv cvat --save-images
 	@echo
-	@echo "Demo outputs in $(DEMO)/: stats/index.html, gallery/index.html"
+	@echo "Demo outputs in $(DEMO)/: stats/index.html, gallery/index.html, run/ (tensorboard --logdir $(DEMO)/run/tb),"
+	@echo "eval/report.html, predictions/ (drawn images in predictions/images/)"
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests
@@ -43,7 +57,7 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck browser
 	$(BIN)/pytest -q -m "not slow"
 
 test-slow: $(VENV)/.dev

@@ -1,0 +1,91 @@
+"""Run the service: build a predictor from a model file, watch the file for replacements, serve with uvicorn."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from detforge.errors import ConfigError
+from detforge.inference.predictor import Predictor
+from detforge.serving.app import create_app
+from detforge.serving.reload import LoadedModel, Loader, ModelHolder, ModelWatcher, warm_up
+from detforge.serving.settings import ServeSettings
+
+__all__ = ["load_served_model", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+def _version(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def _onnx_backend(path: Path) -> Any:
+    # serving sits downstream of export in the data flow; imported lazily so that the service runs
+    # without the export stage installed.
+    try:
+        runtime = importlib.import_module("detforge.export.runtime")
+    except ImportError:
+        raise ConfigError(f"{path}: serving an ONNX file needs detforge.export.runtime (not available)") from None
+    return runtime.load_backend(path)
+
+
+def load_served_model(path: str | Path, *, batch_size: int = 8, device: str = "auto") -> LoadedModel:
+    """A LoadedModel of a detforge model artifact (or an .onnx file through detforge.export.runtime).
+
+    The default score threshold is the artifact's calibrated one; the predictor itself keeps detections
+    down to its model's post-processing threshold so that requests may ask for a lower one. The version
+    is the first 12 hex digits of the file's SHA-256.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"model: {path} is not a file; expected a detforge model artifact or an .onnx file")
+    model: Any = _onnx_backend(path) if path.suffix.lower() == ".onnx" else path
+    predictor = Predictor(model, batch_size=batch_size, device=device)
+    calibrated = float(predictor.score_threshold)
+    params = getattr(predictor.model, "detection_params", None)
+    floor = float(getattr(params, "score_thresh", calibrated))
+    predictor.score_threshold = min(calibrated, floor)
+    min_size, max_size = getattr(predictor.model, "min_size", None), getattr(predictor.model, "max_size", None)
+    input_size = (min_size, max_size) if isinstance(min_size, int) and isinstance(max_size, int) else None
+    return LoadedModel(
+        predictor, name=path.stem, version=_version(path), score_threshold=calibrated, input_size=input_size
+    )
+
+
+def serve(model_path: str | Path, settings: ServeSettings | None = None, *, loader: Loader | None = None) -> None:
+    """Serve `model_path` until SIGTERM/SIGINT: uvicorn stops accepting connections, requests in flight
+    and queued images finish (up to settings.timeout_s), then the process returns. A replaced model file
+    is loaded in the background and swapped in between batches. ConfigError for bad settings or model."""
+    import uvicorn
+
+    settings = settings or ServeSettings()
+    path = Path(model_path)
+    load = loader or (lambda p: load_served_model(p, batch_size=settings.max_batch))
+    model = load(path)
+    warm_up(model)
+    holder = ModelHolder(model)
+    app = create_app(holder, settings=settings)
+    watcher = ModelWatcher(path, load, holder, interval_s=settings.reload_interval_s)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        timeout_graceful_shutdown=int(settings.timeout_s) + 1,
+        server_header=False,
+        proxy_headers=False,
+        log_config=None,
+    )
+    log.info("serving %s (version %s) on http://%s:%d", model.name, model.version, settings.host, settings.port)
+    watcher.start()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        watcher.stop()
