@@ -10,7 +10,7 @@ The public API (same verbs and parameter names as the `detforge` command line)::
 Importing detforge does not import torch; training and inference import it when used.
 """
 
-from detforge.api import check, convert, evaluate, models, predict, sample, show, split, stats, train
+from detforge.api import check, convert, evaluate, models, predict, sample, serve, show, split, stats, train
 from detforge.data.dataset import Dataset
 from detforge.data.formats import load_dataset, write_dataset
 from detforge.errors import CheckpointError, ConfigError, DatasetError, DetforgeError, InvalidImage
@@ -32,6 +32,7 @@ __all__ = [
     "models",
     "predict",
     "sample",
+    "serve",
     "show",
     "split",
     "stats",

@@ -5,6 +5,7 @@ from detforge.api.data import check, convert, sample, show, split, stats
 from detforge.api.evaluate import evaluate
 from detforge.api.models import models
 from detforge.api.predict import predict
+from detforge.api.serve import serve
 from detforge.api.train import train
 
-__all__ = ["check", "convert", "evaluate", "models", "predict", "sample", "show", "split", "stats", "train"]
+__all__ = ["check", "convert", "evaluate", "models", "predict", "sample", "serve", "show", "split", "stats", "train"]

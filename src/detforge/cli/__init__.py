@@ -14,7 +14,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from detforge.cli import data, infer, models, train
+    from detforge.cli import data, infer, models, serve, train
 
     parser = argparse.ArgumentParser(
         prog="detforge",
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_parser(commands)
     models.add_parsers(commands)
     train.add_parser(commands)
+    serve.add_parser(commands)
     infer.add_parsers(commands)
     return parser
 

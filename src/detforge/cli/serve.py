@@ -1,0 +1,37 @@
+"""`detforge serve`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["add_parser"]
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = commands.add_parser("serve", help="HTTP API + web page for a model (127.0.0.1:8000 by default)")
+    p.add_argument("model", type=Path)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind; non-loopback requires a token")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--token", default=None, help="bearer token required by /v1 (default: $DETFORGE_TOKEN)")
+    p.add_argument("--max-batch", dest="max_batch", type=int, default=8)
+    p.add_argument("--max-wait-ms", dest="max_wait_ms", type=float, default=10.0)
+    p.add_argument("--max-body-mb", dest="max_body_mb", type=float, default=20.0)
+    p.add_argument("--timeout-s", dest="timeout_s", type=float, default=30.0)
+    p.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from detforge.api import serve
+
+    serve(
+        args.model,
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_body_mb=args.max_body_mb,
+        timeout_s=args.timeout_s,
+    )
+    return 0
