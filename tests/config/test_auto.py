@@ -1,0 +1,98 @@
+"""auto_config: fills only the keys the user left unset and says why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from detforge.config import Config, auto_config, load_config
+from detforge.config.schedule_checks import check_schedule
+from detforge.data.dataset import Dataset
+from detforge.structures import Annotation, Categories, ImageRecord
+
+
+def _dataset(n_train: int, n_val: int, *, size: tuple[int, int] = (640, 480), subsets: bool = True) -> Dataset:
+    images, anns = [], []
+    for i in range(n_train + n_val):
+        subset = ("train" if i < n_train else "val") if subsets else None
+        images.append(ImageRecord(i + 1, f"{i}.jpg", Path(f"/nowhere/{i}.jpg"), size[0], size[1], subset))
+        anns.append(Annotation(i + 1, i + 1, 1, (10.0, 10.0, 50.0, 40.0)))
+    return Dataset(tuple(images), tuple(anns), Categories.from_names(["digit"]), Path("/nowhere"), "coco")
+
+
+def _reasons_by_key(reasons: list[str]) -> dict[str, str]:
+    return {line.split(" = ")[0]: line for line in reasons}
+
+
+def test_cpu_choices_are_small_and_explained() -> None:
+    config, reasons = auto_config(_dataset(168, 36), device="cpu", cpu_count=2)
+    by_key = _reasons_by_key(reasons)
+    assert config.model.name == "fasterrcnn_mobilenet_v2_fpn" and config.model.weights == "imagenet"
+    assert config.model.min_size == 480  # median short side, under the CPU cap of 512
+    assert config.model.max_size == 800  # keeps the model's 853/512 ratio
+    assert config.train.batch_size == 2
+    assert config.train.lr == 0.02 * 2 / 16
+    assert 100 <= config.train.max_iter <= 24 * 168 // 2
+    assert config.train.warmup_iters == min(200, max(10, config.train.max_iter // 10))
+    assert 1 <= config.eval.period <= config.train.max_iter
+    assert "linear scaling" in by_key["train.lr"]
+    assert "min" in by_key["train.max_iter"]  # estimated duration in minutes
+    assert set(by_key) >= {
+        "model.name",
+        "model.min_size",
+        "train.batch_size",
+        "train.lr",
+        "train.max_iter",
+        "eval.period",
+    }
+    assert check_schedule(config, num_train_images=168) == []
+
+
+def test_gpu_choices() -> None:
+    config, _ = auto_config(_dataset(1000, 100, size=(1280, 720)), device="cuda", cpu_count=16)
+    assert config.model.name == "fasterrcnn_resnet50_fpn_v2" and config.model.weights == "coco"
+    assert config.model.min_size is None  # the model's own 800
+    assert config.train.batch_size == 8
+    assert config.train.lr == 0.01
+    assert config.train.max_iter == 12 * 1000 // 8
+
+
+def test_explicit_keys_are_never_changed() -> None:
+    base = load_config(None, ["train.lr=0.05", "train.batch_size=4", "model.min_size=320", "eval.period=7"])
+    config, reasons = auto_config(_dataset(50, 10), device="cpu", cpu_count=2, base=base)
+    assert (config.train.lr, config.train.batch_size, config.model.min_size, config.eval.period) == (0.05, 4, 320, 7)
+    keys = _reasons_by_key(reasons)
+    assert not {"train.lr", "train.batch_size", "model.min_size", "eval.period"} & set(keys)
+    # the schedule was still fitted, for the explicit batch of 4
+    assert config.train.max_iter <= 24 * 50 // 4
+
+
+def test_named_model_gets_coco_weights_and_adamw_its_own_lr() -> None:
+    base = load_config(None, ["model.name=fasterrcnn_resnet50_fpn", "train.optimizer=adamw"])
+    config, reasons = auto_config(_dataset(20, 5), device="cpu", cpu_count=2, base=base)
+    assert config.model.name == "fasterrcnn_resnet50_fpn" and config.model.weights == "coco"
+    assert config.train.lr == 1e-4
+    assert any(r.startswith("train.lr = 0.0001: AdamW") for r in reasons)
+
+
+def test_fixed_size_model_keeps_its_size_and_weights_follow_the_model() -> None:
+    base = load_config(None, ["model.name=ssdlite320_mobilenet_v3_large"])
+    config, _ = auto_config(_dataset(20, 5), device="cpu", cpu_count=2, base=base)
+    assert config.model.min_size is None and config.model.max_size is None  # 320x320 is built in
+    assert config.model.weights == "coco"
+    base = load_config(None, ["model.name=fasterrcnn_mobilenet_v2_fpn"])
+    assert auto_config(_dataset(20, 5), device="cuda", cpu_count=2, base=base)[0].model.weights == "imagenet"
+
+
+def test_missing_subsets_turn_evaluation_off() -> None:
+    config, reasons = auto_config(_dataset(30, 0), device="cpu", cpu_count=2)
+    assert config.data.val is None and config.data.test is None
+    assert any("no 'val' subset" in r for r in reasons)
+    assert config.train.batch_size == 2
+    tiny, _ = auto_config(_dataset(1, 0), device="cuda", cpu_count=2)
+    assert tiny.train.batch_size == 1  # never more than the training set
+
+
+def test_result_is_a_valid_frozen_config() -> None:
+    config, _ = auto_config(_dataset(10, 2), device="cpu", cpu_count=8, base=Config())
+    assert Config.model_validate(config.model_dump()) == config
+    assert config.train.batch_size == 4  # more cores, bigger batch

@@ -1,0 +1,44 @@
+"""The schema's own rules: durations, derived schedule points, frozen sections."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from detforge.config import Config, TrainConfig, parse_duration
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("20m", 1200.0),
+        ("1h30m", 5400.0),
+        ("90s", 90.0),
+        ("1.5h", 5400.0),
+        (45, 45.0),
+        ("3600", 3600.0),
+        ("1h 5s", 3605.0),
+    ],
+)
+def test_parse_duration(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "soon", "20x", "-5", 0, "m"])
+def test_parse_duration_rejects(bad: str | int) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(bad)
+
+
+def test_derived_steps_follow_max_iter() -> None:
+    assert TrainConfig(max_iter=1000).lr_steps == (750, 900)
+    assert TrainConfig(max_iter=200, steps=(50,)).lr_steps == (50,)
+    assert TrainConfig(batch_size=4, accumulate=3).images_per_step == 12
+
+
+def test_sections_are_frozen_and_closed() -> None:
+    config = Config()
+    with pytest.raises(pydantic.ValidationError):
+        config.train.lr = 1.0  # type: ignore[misc]
+    with pytest.raises(pydantic.ValidationError, match="max_size"):
+        Config.model_validate({"model": {"min_size": 800, "max_size": 600}})
