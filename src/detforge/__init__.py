@@ -10,7 +10,21 @@ The public API (same verbs and parameter names as the `detforge` command line)::
 Importing detforge does not import torch; training and inference import it when used.
 """
 
-from detforge.api import check, convert, evaluate, models, predict, sample, serve, show, split, stats, train
+from detforge.api import (
+    benchmark,
+    check,
+    convert,
+    evaluate,
+    export,
+    models,
+    predict,
+    sample,
+    serve,
+    show,
+    split,
+    stats,
+    train,
+)
 from detforge.data.dataset import Dataset
 from detforge.data.formats import load_dataset, write_dataset
 from detforge.errors import CheckpointError, ConfigError, DatasetError, DetforgeError, InvalidImage
@@ -25,9 +39,11 @@ __all__ = [
     "DetforgeError",
     "InvalidImage",
     "__version__",
+    "benchmark",
     "check",
     "convert",
     "evaluate",
+    "export",
     "load_dataset",
     "models",
     "predict",

@@ -19,7 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "visualization": set(),
     "inference": {"models", "data", "visualization"},
     "export": {"models", "inference"},
-    "serving": {"inference", "visualization"},
+    "serving": {"inference", "visualization", "export"},
     "engine": {"models", "data", "evaluation", "config"},
 }
 ALWAYS = {"errors", "fileio", "pixels", "structures", "__init__"}

@@ -3,9 +3,24 @@ same parameter names. This package is the only place where configuration becomes
 
 from detforge.api.data import check, convert, sample, show, split, stats
 from detforge.api.evaluate import evaluate
+from detforge.api.export import benchmark, export
 from detforge.api.models import models
 from detforge.api.predict import predict
 from detforge.api.serve import serve
 from detforge.api.train import train
 
-__all__ = ["check", "convert", "evaluate", "models", "predict", "sample", "serve", "show", "split", "stats", "train"]
+__all__ = [
+    "benchmark",
+    "check",
+    "convert",
+    "evaluate",
+    "export",
+    "models",
+    "predict",
+    "sample",
+    "serve",
+    "show",
+    "split",
+    "stats",
+    "train",
+]

@@ -14,7 +14,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from detforge.cli import data, infer, models, serve, train
+    from detforge.cli import data, export, infer, models, serve, train
 
     parser = argparse.ArgumentParser(
         prog="detforge",
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_parsers(commands)
     train.add_parser(commands)
     serve.add_parser(commands)
+    export.add_parsers(commands)
     infer.add_parsers(commands)
     return parser
 

@@ -7,7 +7,7 @@ import statistics
 from typing import Any
 
 from detforge.config.schedule_checks import SGD_REFERENCE_BATCH, SGD_REFERENCE_LR
-from detforge.config.schema import Config
+from detforge.config.schema import Config, parse_duration
 from detforge.data.dataset import Dataset
 
 __all__ = ["CPU_MODEL", "GPU_MODEL", "auto_config", "estimate_seconds_per_image"]
@@ -164,15 +164,19 @@ def auto_config(
     by_epochs = math.ceil(epochs * n_train / images_per_step)
     s_img = estimate_seconds_per_image(model_name, min_size, max_size, device=device, cpu_count=cpu_count)
     s_iter = s_img * images_per_step
-    if gpu:
+    budget = c.get("train", "time")
+    budget_s = None if budget is None else parse_duration(budget)
+    if gpu and budget_s is None:
         max_iter = min(max(by_epochs, 300), 90_000)
         why = f"{epochs} epochs of {n_train} images at {images_per_step} per step"
     else:
-        by_time = max(100, int(CPU_TARGET_S / s_iter))
+        # Fit the schedule (warmup, LR steps) into the run: 80% of a time budget leaves room for evaluation.
+        target_s, limit = (CPU_TARGET_S, "a CPU run") if budget_s is None else (0.8 * budget_s, f"time={budget}")
+        by_time = max(20 if budget_s is not None else 100, int(target_s / s_iter))
         max_iter = min(by_epochs, by_time)
         why = (
-            f"{epochs} epochs would be {by_epochs} iterations; CPU at ~{s_iter:.1f} s per iteration "
-            f"(estimated) -> about {max_iter * s_iter / 60:.0f} min"
+            f"{epochs} epochs would be {by_epochs} iterations; {device} at ~{s_iter:.1f} s per iteration "
+            f"(estimated), {limit} -> about {max_iter * s_iter / 60:.0f} min"
         )
     c.choose("train", "max_iter", max_iter, why)
     max_iter = c.get("train", "max_iter")

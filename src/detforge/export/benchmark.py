@@ -1,0 +1,158 @@
+"""`detforge benchmark MODEL`: latency and throughput of one model per backend, on the same image."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
+
+import torch
+
+from detforge.export.exporter import export_model
+from detforge.export.metadata import ExportError
+from detforge.export.parity import ParityTolerance, compare_detections, synthetic_image
+from detforge.export.runtime import OnnxDetector
+from detforge.export.torchscript import TorchScriptDetector
+from detforge.inference.predictor import SupportsPredict
+from detforge.models.artifact import load_model
+from detforge.structures.detections import Detections
+
+__all__ = ["BenchmarkBackend", "BenchmarkRow", "benchmark_model", "benchmark_table"]
+
+BenchmarkBackend = Literal["eager", "onnx", "torchscript"]
+
+
+@dataclass(frozen=True)
+class BenchmarkRow:
+    """One backend's timing of `predict` on one image of `image_size` (height, width), `runs` timed calls
+    after warm-up: latency median/min/max (ms per image), throughput (images/s, from the median), and the
+    largest box (px) / score difference and the count mismatch of its detections against eager PyTorch."""
+
+    backend: BenchmarkBackend
+    image_size: tuple[int, int]
+    runs: int
+    median_ms: float
+    min_ms: float
+    max_ms: float
+    images_per_s: float
+    detections: int
+    max_box_diff_px: float
+    max_score_diff: float
+    count_mismatch: int
+
+
+def _default_size(min_size: int, max_size: int) -> tuple[int, int]:
+    return min_size, min(max_size, max(min_size, round(min_size * 4 / 3)))
+
+
+def benchmark_model(
+    model_path: str | Path,
+    *,
+    backends: Sequence[BenchmarkBackend] = ("eager", "onnx"),
+    image_size: tuple[int, int] | None = None,
+    runs: int = 10,
+    warmup: int = 2,
+    threads: int | None = None,
+) -> list[BenchmarkRow]:
+    """Time the detforge model artifact at `model_path` on CPU in each of `backends` (exports go to a
+    temporary folder and pass the usual parity check first). All backends see the same synthetic float32
+    image of `image_size` (height, width; default min_size x 4/3 min_size) and use `threads` intra-op
+    threads (default torch's current setting). One row per backend, in the order given.
+    ExportError for an unknown backend; ValueError for runs < 1, warmup < 0 or a bad image size."""
+    unknown = [b for b in backends if b not in get_args(BenchmarkBackend)]
+    if unknown or not backends:
+        raise ExportError(f"backends: expected some of {get_args(BenchmarkBackend)}, got {list(backends)}")
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"benchmark_model: expected runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
+    source = Path(model_path)
+    detector, spec = load_model(source, device="cpu")
+    height, width = image_size if image_size is not None else _default_size(spec.min_size, spec.max_size)
+    if height < 1 or width < 1:
+        raise ValueError(f"image_size: expected positive (height, width), got {image_size}")
+    image = synthetic_image(height, width)
+    threads = threads if threads is not None else torch.get_num_threads()
+    saved_threads = torch.get_num_threads()
+    rows = []
+    try:
+        torch.set_num_threads(threads)
+        reference = detector.predict([image])
+        with tempfile.TemporaryDirectory(prefix="detforge-bench-") as tmp:
+            for backend in backends:
+                model = _backend(backend, detector, source, Path(tmp), threads)
+                rows.append(_time(backend, model, image, reference, runs, warmup))
+    finally:
+        torch.set_num_threads(saved_threads)
+    return rows
+
+
+def _backend(
+    backend: BenchmarkBackend, eager: SupportsPredict, source: Path, tmp: Path, threads: int
+) -> SupportsPredict:
+    if backend == "eager":
+        return eager
+    # a looser check than export's default: the benchmark reports the differences itself
+    report = export_model(source, format=backend, out=tmp, tolerance=ParityTolerance(box_px=1.0, score=0.01, count=2))
+    if backend == "onnx":
+        return OnnxDetector(report.path, device="cpu", threads=threads)
+    return TorchScriptDetector(report.path, device="cpu")
+
+
+def _time(
+    backend: BenchmarkBackend,
+    model: SupportsPredict,
+    image: torch.Tensor,
+    reference: list[Detections],
+    runs: int,
+    warmup: int,
+) -> BenchmarkRow:
+    for _ in range(warmup):
+        model.predict([image])
+    latencies = []
+    detections = reference
+    for _ in range(runs):
+        start = time.perf_counter()
+        detections = model.predict([image])
+        latencies.append((time.perf_counter() - start) * 1000.0)
+    diff = compare_detections(reference, detections)
+    median = statistics.median(latencies)
+    return BenchmarkRow(
+        backend=backend,
+        image_size=(int(image.shape[1]), int(image.shape[2])),
+        runs=runs,
+        median_ms=median,
+        min_ms=min(latencies),
+        max_ms=max(latencies),
+        images_per_s=1000.0 / median if median > 0 else float("inf"),
+        detections=len(detections[0]),
+        max_box_diff_px=diff.max_box_diff_px,
+        max_score_diff=diff.max_score_diff,
+        count_mismatch=diff.count_mismatch,
+    )
+
+
+def benchmark_table(rows: Sequence[BenchmarkRow]) -> str:
+    """The rows as an aligned text table for the terminal."""
+    header = ("backend", "image", "median ms", "min ms", "max ms", "img/s", "dets", "box diff px", "score diff")
+    lines = [header] + [
+        (
+            r.backend,
+            f"{r.image_size[0]}x{r.image_size[1]}",
+            f"{r.median_ms:.1f}",
+            f"{r.min_ms:.1f}",
+            f"{r.max_ms:.1f}",
+            f"{r.images_per_s:.2f}",
+            str(r.detections),
+            f"{r.max_box_diff_px:.2g}",
+            f"{r.max_score_diff:.2g}",
+        )
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
+        for line in lines
+    )

@@ -1,0 +1,197 @@
+"""Parity check: does an exported model give the same detections as PyTorch on the same images?
+
+Detections of each image are matched greedily in the reference's score order: each takes the unmatched
+candidate of the same label with the closest box and score (so tied scores may come in any order).
+The report gives the largest box difference (px), score difference, label disagreements, count mismatch
+and mask disagreement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from detforge.export.metadata import ExportError
+from detforge.inference.predictor import SupportsPredict
+from detforge.inference.sources import load_image_file
+from detforge.structures.detections import Detections
+
+__all__ = [
+    "ParityReport",
+    "ParityTolerance",
+    "compare_detections",
+    "load_parity_images",
+    "run_parity",
+    "synthetic_image",
+    "synthetic_images",
+]
+
+
+@dataclass(frozen=True)
+class ParityTolerance:
+    """Largest acceptable differences: box_px (any box coordinate, pixels), score, count (detections per
+    image, summed over images), masks (fraction of a mask's pixels that differ). Labels must agree.
+    Measured with random weights: Faster R-CNN MobileNet < 3e-4 px, RetinaNet < 5e-3 px, SSDlite < 2e-3 px;
+    scores < 5e-5."""
+
+    box_px: float = 0.05
+    score: float = 1e-3
+    count: int = 0
+    masks: float = 0.01
+
+    def __post_init__(self) -> None:
+        for name in ("box_px", "score", "masks"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+                raise ValueError(f"ParityTolerance.{name}: expected a number >= 0, got {value!r}")
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 0:
+            raise ValueError(f"ParityTolerance.count: expected an integer >= 0, got {self.count!r}")
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """Differences between reference (PyTorch) and candidate (exported) detections over `image_sizes`
+    ((height, width) each). max_box_diff_px / max_score_diff: over matched pairs (0.0 with none);
+    count_mismatch: sum over images of |reference count - candidate count|; label_mismatch: matched pairs
+    with different labels; max_mask_diff: largest fraction of differing mask pixels (0.0 without masks);
+    detections: reference detections compared."""
+
+    image_sizes: tuple[tuple[int, int], ...]
+    detections: int
+    max_box_diff_px: float
+    max_score_diff: float
+    count_mismatch: int
+    label_mismatch: int
+    max_mask_diff: float
+
+    def failures(self, tolerance: ParityTolerance) -> list[str]:
+        """One sentence per difference beyond `tolerance`; [] when they agree."""
+        out = []
+        if self.max_box_diff_px > tolerance.box_px:
+            out.append(f"boxes differ by up to {self.max_box_diff_px:.4g} px (tolerance {tolerance.box_px:g})")
+        if self.max_score_diff > tolerance.score:
+            out.append(f"scores differ by up to {self.max_score_diff:.4g} (tolerance {tolerance.score:g})")
+        if self.count_mismatch > tolerance.count:
+            out.append(f"detection counts differ by {self.count_mismatch} (tolerance {tolerance.count})")
+        if self.label_mismatch:
+            out.append(f"{self.label_mismatch} matched detections have different labels")
+        if self.max_mask_diff > tolerance.masks:
+            out.append(
+                f"masks differ on up to {self.max_mask_diff:.2%} of their pixels (tolerance {tolerance.masks:.2%})"
+            )
+        return out
+
+    def passed(self, tolerance: ParityTolerance) -> bool:
+        return not self.failures(tolerance)
+
+
+def _match(ref: Detections, cand: Detections) -> list[tuple[int, int]]:
+    """(reference index, candidate index) pairs: reference detections in score order each take the free
+    candidate closest in box (px) plus score (scaled by the image's longer side), same label first."""
+    if len(ref) == 0 or len(cand) == 0:
+        return []
+    scale = float(max(ref.image_size))
+    cost = (ref.boxes[:, None, :] - cand.boxes[None, :, :]).abs().amax(dim=2)  # [N_ref, N_cand] px
+    cost = cost + (ref.scores[:, None] - cand.scores[None, :]).abs() * scale
+    cost = cost + (ref.labels[:, None] != cand.labels[None, :]).float() * 1e9
+    pairs = []
+    for i in range(min(len(ref), len(cand))):
+        j = int(torch.argmin(cost[i]))
+        cost[:, j] = float("inf")
+        pairs.append((i, j))
+    return pairs
+
+
+def compare_detections(reference: Sequence[Detections], candidate: Sequence[Detections]) -> ParityReport:
+    """Compare two models' detections of the same images (same order), matched as in the module docstring."""
+    if len(reference) != len(candidate):
+        raise ValueError(f"compare_detections: {len(reference)} reference and {len(candidate)} candidate images")
+    box = score = mask = 0.0
+    count = labels = total = 0
+    for ref, cand in zip(reference, candidate, strict=True):
+        ref, cand = ref.cpu(), cand.cpu()
+        total += len(ref)
+        count += abs(len(ref) - len(cand))
+        for i, j in _match(ref, cand):
+            box = max(box, float((ref.boxes[i] - cand.boxes[j]).abs().max()))
+            score = max(score, abs(float(ref.scores[i]) - float(cand.scores[j])))
+            labels += int(ref.labels[i] != cand.labels[j])
+            if ref.masks is not None and cand.masks is not None:
+                if ref.masks.shape[1:] != cand.masks.shape[1:]:
+                    mask = 1.0
+                else:
+                    mask = max(mask, float((ref.masks[i] != cand.masks[j]).float().mean()))
+    return ParityReport(
+        image_sizes=tuple(r.image_size for r in reference),
+        detections=total,
+        max_box_diff_px=box,
+        max_score_diff=score,
+        count_mismatch=count,
+        label_mismatch=labels,
+        max_mask_diff=mask,
+    )
+
+
+def synthetic_image(height: int, width: int, *, seed: int = 0) -> Tensor:
+    """A float32 [3, height, width] image in [0, 1]: dim noise with four flat rectangles; the same per seed."""
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand((3, height, width), generator=g) * 0.3
+    for _ in range(4):
+        y0 = int(torch.randint(0, max(1, height // 2), (1,), generator=g))
+        x0 = int(torch.randint(0, max(1, width // 2), (1,), generator=g))
+        h = int(torch.randint(height // 8 + 1, height // 2 + 2, (1,), generator=g))
+        w = int(torch.randint(width // 8 + 1, width // 2 + 2, (1,), generator=g))
+        image[:, y0 : y0 + h, x0 : x0 + w] = torch.rand((3, 1, 1), generator=g)
+    return image
+
+
+def synthetic_images(min_size: int, max_size: int, *, seed: int = 0) -> list[Tensor]:
+    """Two `synthetic_image`s near `min_size` of different sizes and aspect ratios (landscape, portrait)."""
+    long = min(max_size, max(min_size + 1, round(min_size * 4 / 3)))
+    return [synthetic_image(min_size, long, seed=seed), synthetic_image(long, min_size, seed=seed + 1)]
+
+
+def load_parity_images(images: Sequence[str | Path | Tensor]) -> list[Tensor]:
+    """float32 [3, H, W] images in [0, 1]: files are read in their displayed (EXIF-oriented) frame, tensors
+    are taken as they are (uint8 ones are divided by 255)."""
+    out = []
+    for i, image in enumerate(images):
+        if isinstance(image, Tensor):
+            if image.ndim != 3 or image.shape[0] != 3:
+                raise ValueError(f"parity_images[{i}]: expected a [3, H, W] tensor, got {list(image.shape)}")
+            out.append(image.float().div(255.0) if image.dtype == torch.uint8 else image.float())
+        else:
+            array = np.asarray(load_image_file(image), dtype=np.uint8)
+            out.append(torch.from_numpy(array.copy()).permute(2, 0, 1).float().div(255.0))
+    return out
+
+
+def run_parity(
+    reference: SupportsPredict,
+    candidate: SupportsPredict,
+    images: Sequence[Tensor],
+    *,
+    tolerance: ParityTolerance = ParityTolerance(),
+    what: str = "exported model",
+) -> ParityReport:
+    """Predict `images` (one at a time) with both models and compare; ExportError naming `what` and every
+    difference beyond `tolerance` when they disagree, else the report."""
+    if not images:
+        raise ValueError("run_parity: expected at least one image")
+    # one image per call: a batch pads its images to a common size, which changes a detector's output
+    ref = [reference.predict([image])[0] for image in images]
+    cand = [candidate.predict([image])[0] for image in images]
+    report = compare_detections(ref, cand)
+    failures = report.failures(tolerance)
+    if failures:
+        sizes = ", ".join(f"{h}x{w}" for h, w in report.image_sizes)
+        raise ExportError(
+            f"{what}: parity check against PyTorch failed on {len(images)} images ({sizes}, "
+            f"{report.detections} reference detections): " + "; ".join(failures)
+        )
+    return report

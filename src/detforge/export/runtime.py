@@ -1,0 +1,161 @@
+"""Run exported models: the ONNX Runtime backend and `load_backend`, which opens any detforge model file.
+
+Every backend satisfies `detforge.inference.SupportsPredict`, so `Predictor(backend.model, ...)` works
+the same for an artifact, an ONNX file and a TorchScript file.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from detforge import __version__
+from detforge.export.metadata import ExportError, ExportMetadata
+from detforge.export.torchscript import TorchScriptDetector, _check_image, graph_detections
+from detforge.inference.predictor import Predictor, SupportsPredict
+from detforge.models.artifact import ModelSpec, load_model
+from detforge.models.detector import Detector
+from detforge.structures.detections import Detections
+
+__all__ = ["Backend", "BackendKind", "OnnxDetector", "artifact_metadata", "load_backend"]
+
+BackendKind = Literal["eager", "onnx", "torchscript"]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+def _onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ExportError(f"ONNX models need the onnxruntime package ({exc}); pip install 'detforge[deploy]'") from None
+    return onnxruntime
+
+
+class OnnxDetector:
+    """A detforge ONNX export run by ONNX Runtime; `Predictor(OnnxDetector(path))` works.
+
+    device: "auto" uses CUDAExecutionProvider when onnxruntime has it, "cuda" requires it, "cpu" never
+    uses it. Sessions use every CPU core for intra-op work and all graph optimisations.
+    ExportError naming the file when it is not a detforge ONNX export or cannot be loaded.
+    """
+
+    def __init__(self, path: str | Path, *, device: Device = "auto", threads: int | None = None) -> None:
+        ort = _onnxruntime()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ExportError(f"{self.path}: no such ONNX file")
+        available = ort.get_available_providers()
+        if device == "cuda" and "CUDAExecutionProvider" not in available:
+            raise ExportError(f"device 'cuda': onnxruntime has no CUDAExecutionProvider (it has {available})")
+        if device not in ("auto", "cpu", "cuda"):
+            raise ExportError(f"device: expected 'auto', 'cpu' or 'cuda', got {device!r}")
+        use_cuda = device != "cpu" and "CUDAExecutionProvider" in available
+        self.providers = (["CUDAExecutionProvider"] if use_cuda else []) + ["CPUExecutionProvider"]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads if threads is not None else (os.cpu_count() or 1)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=self.providers)
+        except Exception as exc:  # onnxruntime raises its own untyped errors for corrupt models
+            raise ExportError(f"{self.path}: ONNX Runtime cannot load it: {exc}") from None
+        props = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.metadata = ExportMetadata.from_props(props, where=str(self.path))
+        self.num_classes: int = self.metadata.num_classes
+        self.class_names: tuple[str, ...] = self.metadata.class_names
+        self.score_threshold: float = self.metadata.score_threshold
+        self.input_name = self.session.get_inputs()[0].name
+
+    def run_graph(self, image: np.ndarray) -> list[np.ndarray]:
+        """Raw graph outputs (boxes, labels, scores[, masks]) of one float32 [3, H, W] array."""
+        return list(self.session.run(None, {self.input_name: image}))
+
+    def predict(self, images: Sequence[Tensor]) -> list[Detections]:
+        """Detections per float32 [3, H, W] image in [0, 1]: XYXY pixels of that image, labels 0..K-1, scores
+        sorted descending, bool masks for mask models; CPU tensors."""
+        out = []
+        for i, image in enumerate(images):
+            _check_image(image, i)
+            array = np.ascontiguousarray(image.detach().to("cpu", torch.float32).numpy())
+            out.append(graph_detections(self.run_graph(array), (int(image.shape[1]), int(image.shape[2]))))
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"OnnxDetector({str(self.path)!r}, model={self.metadata.model_name!r}, classes={self.num_classes}, "
+            f"providers={self.providers})"
+        )
+
+
+def artifact_metadata(detector: Detector, spec: ModelSpec, format: str) -> ExportMetadata:
+    """The ExportMetadata of an artifact's detector and spec, for an export in `format`."""
+    params = detector.detection_params
+    return ExportMetadata(
+        model_name=spec.model_name,
+        class_names=spec.class_names,
+        category_ids=spec.category_ids,
+        min_size=spec.min_size,
+        max_size=spec.max_size,
+        score_threshold=float(spec.score_threshold),
+        detection_score_thresh=params.score_thresh,
+        nms_thresh=params.nms_thresh,
+        detections_per_img=params.detections_per_img,
+        has_masks=detector.has_masks,
+        detforge_version=__version__,
+        format=format,
+    )
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A loaded model file: `model` (Detector, OnnxDetector or TorchScriptDetector), what it is (`kind`),
+    and its metadata (classes, category ids, thresholds)."""
+
+    kind: BackendKind
+    model: SupportsPredict
+    metadata: ExportMetadata
+    path: Path
+
+    def predictor(self, **kwargs: Any) -> Predictor:
+        """A Predictor of this model with its class names and calibrated score threshold (keywords as in
+        `Predictor`, which override them)."""
+        kwargs.setdefault("class_names", self.metadata.class_names)
+        kwargs.setdefault("score_threshold", self.metadata.score_threshold)
+        if self.kind != "eager":
+            kwargs.setdefault("device", "cpu")  # the backend keeps its own device; inputs go in as CPU tensors
+        return Predictor(self.model, **kwargs)
+
+
+def _is_torchscript(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("constants.pkl") or "/code/" in name for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def load_backend(path: str | Path, *, device: Device = "auto") -> Backend:
+    """Open a detforge model file by what it is: `.onnx` -> OnnxDetector, a TorchScript archive (`.ts`, `.pt`,
+    ...) -> TorchScriptDetector, anything else -> the artifact's Detector (`load_model`).
+    ExportError / CheckpointError naming the file when it is none of these."""
+    file = Path(path)
+    if not file.is_file():
+        raise ExportError(f"{file}: no such model file")
+    if file.suffix.lower() == ".onnx":
+        onnx_model = OnnxDetector(file, device=device)
+        return Backend("onnx", onnx_model, onnx_model.metadata, file)
+    torch_device = "cuda" if device != "cpu" and torch.cuda.is_available() else "cpu"
+    if device == "cuda" and torch_device != "cuda":
+        raise ExportError(f"device 'cuda' requested for {file} but CUDA is not available")
+    if _is_torchscript(file):
+        scripted = TorchScriptDetector(file, device=torch_device)
+        return Backend("torchscript", scripted, scripted.metadata, file)
+    detector, spec = load_model(file, device=torch_device)
+    return Backend("eager", detector, artifact_metadata(detector, spec, "artifact"), file)
