@@ -42,4 +42,11 @@ def benchmark(
     images, with the largest box/score difference from eager PyTorch."""
     from detforge.export import benchmark_model
 
-    return benchmark_model(Path(model), backends=tuple(backends)  # type: ignore[arg-type], image_size=image_size, runs=runs, warmup=warmup)
+    chosen = tuple(backends)
+    return benchmark_model(
+        Path(model),
+        backends=chosen,
+        image_size=image_size,
+        runs=runs,
+        warmup=warmup,  # type: ignore[arg-type]
+    )
