@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from detforge.export import BenchmarkRow, ExportReport
@@ -42,11 +42,5 @@ def benchmark(
     images, with the largest box/score difference from eager PyTorch."""
     from detforge.export import benchmark_model
 
-    chosen = tuple(backends)
-    return benchmark_model(
-        Path(model),
-        backends=chosen,
-        image_size=image_size,
-        runs=runs,
-        warmup=warmup,  # type: ignore[arg-type]
-    )
+    chosen: Any = tuple(backends)  # validated by benchmark_model
+    return benchmark_model(Path(model), backends=chosen, image_size=image_size, runs=runs, warmup=warmup)
