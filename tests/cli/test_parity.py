@@ -30,8 +30,8 @@ def test_every_data_verb_flag_is_an_api_parameter() -> None:
 
 def test_every_top_level_verb_flag_is_an_api_parameter() -> None:
     verbs = _subparsers(build_parser())
-    api_name = {"train": "train", "predict": "predict", "eval": "evaluate", "models": "models", "serve": "serve",
-                "export": "export", "benchmark": "benchmark"}
+    api_name = {"train": "train", "predict": "predict", "eval": "evaluate", "models": "list_models", "serve": "serve",
+                "export": "export_model", "benchmark": "benchmark"}
     for verb, name in api_name.items():
         api_params = set(inspect.signature(getattr(detforge, name)).parameters)
         dests = {a.dest for a in verbs[verb]._actions if a.dest not in CLI_ONLY | {"help", "paths"}}
@@ -47,3 +47,20 @@ def test_public_api_is_sorted_and_importable_without_torch() -> None:
     code = "import sys, detforge; detforge.load_dataset; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False", "importing detforge must not import torch"
+
+
+def test_api_verbs_are_not_shadowed_by_subpackages() -> None:
+    """`import detforge.models...` sets the attribute `detforge.models` to the subpackage; no verb may share
+    a name with a subpackage (this broke `detforge.models()` once, depending on import order)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import detforge, detforge.models.zoo, detforge.export, detforge.evaluation, detforge.inference, "
+        "detforge.serving, detforge.engine, detforge.config\n"
+        "bad = [n for n in detforge.__all__ if n[0].islower() and n != '__version__' "
+        "and not callable(getattr(detforge, n))]\n"
+        "print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

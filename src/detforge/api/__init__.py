@@ -3,8 +3,8 @@ same parameter names. This package is the only place where configuration becomes
 
 from detforge.api.data import check, convert, sample, show, split, stats
 from detforge.api.evaluate import evaluate
-from detforge.api.export import benchmark, export
-from detforge.api.models import models
+from detforge.api.export import benchmark, export_model
+from detforge.api.models import list_models
 from detforge.api.predict import predict
 from detforge.api.serve import serve
 from detforge.api.train import train
@@ -14,8 +14,8 @@ __all__ = [
     "check",
     "convert",
     "evaluate",
-    "export",
-    "models",
+    "export_model",
+    "list_models",
     "predict",
     "sample",
     "serve",

@@ -1,4 +1,4 @@
-"""`detforge.export(...)` and `detforge.benchmark(...)`: deployable model files, checked, and their speed."""
+"""`detforge.export_model(...)` and `detforge.benchmark(...)`: deployable model files, checked, and their speed."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from detforge.export import BenchmarkRow, ExportReport
 
-__all__ = ["benchmark", "export"]
+__all__ = ["benchmark", "export_model"]
 
 
-def export(
+def export_model(
     model: str | Path,
     *,
     format: str = "onnx",
@@ -23,11 +23,11 @@ def export(
     """Export a model artifact to ONNX or TorchScript, with class names, input size and score threshold in
     the file's metadata. A parity check then runs the exported file and PyTorch on `images` (or synthetic
     ones) and fails loudly (ExportError, nothing written) when boxes or scores disagree."""
-    from detforge.export import export_model
+    from detforge.export import export_model as run_export
 
     model = Path(model)
     target = Path(out) if out is not None else model.with_suffix(".onnx" if format == "onnx" else ".ts")
-    return export_model(model, format=format, out=target, opset=opset, parity_images=images)  # type: ignore[arg-type]
+    return run_export(model, format=format, out=target, opset=opset, parity_images=images)  # type: ignore[arg-type]
 
 
 def benchmark(

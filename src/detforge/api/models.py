@@ -1,4 +1,4 @@
-"""`detforge.models()`: the model zoo as rows (what `detforge models` prints)."""
+"""`detforge.list_models()`: the model zoo as rows (what `detforge models` prints)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from detforge.models.info import ModelRow
 
-__all__ = ["models"]
+__all__ = ["list_models"]
 
 
-def models(*, measure_gflops: bool = False) -> list[ModelRow]:
+def list_models(*, measure_gflops: bool = False) -> list[ModelRow]:
     """One row per zoo model: name, family, parameters, GFLOPs at the default size, pretrained weights."""
     from detforge.models.zoo import model_table
 

@@ -34,6 +34,7 @@ def predict(
     tta: bool = False,
     batch_size: int = 4,
     device: str = "auto",
+    ids_from: str | Path | None = None,
 ) -> list[PredictionResult]:
     """Predict on an image file, folder, glob or list; returns one PredictionResult per image.
 
@@ -42,9 +43,11 @@ def predict(
     results JSON, yolo txt folder, csv, cvat XML or labelstudio JSON pre-annotations) and, with
     `save_images`, drawn images under `out/images/`. A bad image is reported, never fatal.
     `tile` (pixels) turns on tiled inference with `tile_overlap`; `tta` adds horizontal-flip TTA.
+    `ids_from` (a dataset) makes the COCO results use that dataset's image and category ids, matched
+    by image path, then by file name, so `detforge eval --detections` can score them against it.
     """
     from detforge.errors import ConfigError
-    from detforge.inference import Predictor, TileConfig, write_predictions
+    from detforge.inference import Predictor, TileConfig, write_coco_results, write_predictions
     from detforge.inference import save_images as draw_images
 
     formats = [format] if isinstance(format, str) else list(format)
@@ -63,14 +66,46 @@ def predict(
     results = list(predictor.predict_many(sources, on_error="report"))
     if out is not None:
         out = Path(out)
+        category_ids: Sequence[int] | None = predictor.category_ids
+        image_ids = None
+        if ids_from is not None:
+            image_ids, category_ids = _dataset_ids(ids_from, results, predictor.class_names)
         for fmt in formats:
-            write_predictions(
-                results,
-                out / _DEFAULT_FILE[fmt],
-                fmt,  # type: ignore[arg-type]
-                predictor.class_names,
-                category_ids=predictor.category_ids,
-            )
+            target = out / _DEFAULT_FILE[fmt]
+            if fmt == "coco":
+                write_coco_results(results, target, category_ids=category_ids, image_ids=image_ids)
+            else:
+                write_predictions(results, target, fmt, predictor.class_names, category_ids=category_ids)  # type: ignore[arg-type]
         if save_images:
             draw_images(results, out / "images", predictor.class_names)
     return results
+
+
+def _dataset_ids(
+    data: str | Path, results: Sequence[PredictionResult], class_names: Sequence[str]
+) -> tuple[dict[str, int], list[int]]:
+    """Image ids (by result source) and category ids (by label) of the dataset at `data`."""
+    from detforge.data.formats import load_dataset
+    from detforge.errors import DatasetError
+
+    dataset = load_dataset(data)
+    by_path = {im.path.resolve(): im.id for im in dataset.images}
+    by_name: dict[str, list[int]] = {}
+    for im in dataset.images:
+        by_name.setdefault(Path(im.file_name).name, []).append(im.id)
+    image_ids: dict[str, int] = {}
+    for r in results:
+        if r.detections is None:
+            continue
+        found = by_path.get(r.path.resolve()) if r.path is not None else None
+        if found is None:
+            candidates = by_name.get(Path(r.source).name, [])
+            if len(candidates) != 1:
+                why = "is not in" if not candidates else "matches several images of"
+                raise DatasetError(f"{r.source}: {why} the dataset at {data} (ids_from)")
+            found = candidates[0]
+        image_ids[r.source] = found
+    missing = [n for n in class_names if n not in dataset.categories.names]
+    if missing:
+        raise DatasetError(f"the model's classes {missing} are not classes of the dataset at {data} (ids_from)")
+    return image_ids, [dataset.categories.by_name(n).id for n in class_names]

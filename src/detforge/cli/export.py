@@ -26,9 +26,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
 
 
 def _export(args: argparse.Namespace) -> int:
-    from detforge.api import export
+    from detforge.api import export_model
 
-    report = export(args.model, format=args.format, out=args.out, opset=args.opset, images=args.images)
+    report = export_model(args.model, format=args.format, out=args.out, opset=args.opset, images=args.images)
     p = report.parity
     print(f"wrote {report.path} ({report.size_bytes / 1e6:.1f} MB, {report.seconds:.1f} s)")
     print(

@@ -49,6 +49,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation")
     p.add_argument("--batch-size", dest="batch_size", type=int, default=4)
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--ids-from",
+        dest="ids_from",
+        type=Path,
+        default=None,
+        help="dataset whose image/category ids the COCO results use (for eval --detections)",
+    )
     p.set_defaults(handler=_predict)
 
 
@@ -111,6 +118,7 @@ def _predict(args: argparse.Namespace) -> int:
         tta=args.tta,
         batch_size=args.batch_size,
         device=args.device,
+        ids_from=args.ids_from,
     )
     failed = [r for r in results if not r.ok]
     found = sum(len(r.detections) for r in results if r.detections is not None)

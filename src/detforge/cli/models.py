@@ -27,7 +27,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
 
 
 def _models(args: argparse.Namespace) -> int:
-    from detforge.api import models
+    from detforge.api import list_models
 
     if args.aliases:
         from detforge.models.aliases import ALIASES
@@ -44,7 +44,7 @@ def _models(args: argparse.Namespace) -> int:
             for name, model, schedule, note in rows:
                 print(f"{name:<{width}}  ->  {model} ({schedule}){'  ' + note if note else ''}")
         return 0
-    table = models(measure_gflops=args.measure_gflops)
+    table = list_models(measure_gflops=args.measure_gflops)
     if args.json:
         print(
             json.dumps(

@@ -96,7 +96,7 @@ class DataConfig(_Section):
     )
     train: str = Field("train", min_length=1, description="subset used for training")
     val: str | None = Field("val", description="subset evaluated every eval.period; null = no evaluation")
-    test: str | None = Field("test", description="subset held out for `detforge evaluate`; never used in training")
+    test: str | None = Field("test", description="subset held out for `detforge eval`; never used in training")
     augment: Literal["none", "light", "standard", "strong"] = Field("standard", description="augmentation preset")
     flip: bool = Field(True, description="random horizontal flips (turn off for text, digits, left/right classes)")
     num_workers: int | Literal["auto"] = Field("auto", description="data loading processes; auto = measured default")

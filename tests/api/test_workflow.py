@@ -1,0 +1,181 @@
+"""The README's workflow through the real CLI entry point, on a small bundled sample: every verb a user
+runs, from generating data to evaluating and predicting with the trained model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from detforge.cli import main
+from detforge.models.artifact import load_model
+
+TINY_MODEL = [
+    "model.name=fasterrcnn_mobilenet_v3_large_320_fpn",
+    "model.weights=none",
+    "model.min_size=64",
+    "model.max_size=96",
+    "train.max_iter=2",
+    "train.batch_size=2",
+    "eval.period=2",
+    "data.num_workers=0",
+    "data.flip=false",
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("workflow")
+    assert main(["data", "sample", str(root / "data"), "--n", "12", "--seed", "3"]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(work: Path) -> Path:
+    run = work / "run"
+    assert main(["train", str(work / "data"), *TINY_MODEL, "--out", str(run), "--no-progress"]) == 0
+    return run / "model.pt"
+
+
+def test_data_verbs(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = work / "data"
+    capsys.readouterr()
+    assert main(["data", "check", str(data), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["num_images"] == 12
+    assert report["instances_per_class"]["task_number"] >= 12
+    assert main(["data", "stats", str(data), "--out", str(work / "stats")]) == 0
+    assert "task_number" in capsys.readouterr().out
+    assert (work / "stats" / "index.html").is_file()
+    assert main(["data", "show", str(data), "--out", str(work / "gallery"), "--n", "4"]) == 0
+    assert (work / "gallery" / "gallery.png").is_file()
+    assert main(["data", "convert", str(data), str(work / "yolo"), "--to", "yolo"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "split",
+                str(work / "yolo"),
+                "--out",
+                str(work / "resplit"),
+                "--ratios",
+                "0.5",
+                "0.5",
+                "--to",
+                "coco",
+                "--rename",
+            ]
+        )
+        == 0
+    )
+    resplit = sorted(p.name for p in (work / "resplit" / "annotations").glob("*.json"))
+    assert resplit == ["instances_train.json", "instances_val.json"]
+    names = {
+        im["file_name"]
+        for p in (work / "resplit" / "annotations").glob("*.json")
+        for im in json.loads(p.read_text())["images"]
+    }
+    assert len(names) == 12 and all(n[:6].isdigit() for n in names)
+
+
+def test_bad_input_is_named_and_exits_1(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "check", str(work / "nope")]) == 1
+    assert "nope" in capsys.readouterr().err
+    assert main(["train", str(work / "data"), "train.learning_rate=0.1"]) == 1
+    err = capsys.readouterr().err
+    assert "train.learning_rate" in err and "train.lr" in err
+
+
+def test_train_writes_a_loadable_calibrated_model(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _detector, spec = load_model(trained)
+    assert spec.class_names == ("task_number",)
+    assert spec.model_name == "fasterrcnn_mobilenet_v3_large_320_fpn"
+    run = trained.parent
+    events = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "eval" and "ap" in e and "val_loss" in e for e in events)
+    assert (run / "config.yaml").is_file() and any((run / "tb").iterdir())
+
+
+def test_eval_predict_and_eval_of_detections(work: Path, trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "eval",
+                str(trained),
+                str(work / "data"),
+                "--split",
+                "test",
+                "--out",
+                str(work / "eval"),
+                "--bootstrap",
+                "20",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert 0.0 <= result["metrics"]["ap"] <= 1.0
+    assert (work / "eval" / "report.html").is_file()
+
+    preds = work / "preds"
+    test_images = work / "data" / "images" / "test"
+    assert (
+        main(
+            [
+                "predict",
+                str(trained),
+                str(test_images),
+                "--out",
+                str(preds),
+                "--score-threshold",
+                "0",
+                "--format",
+                "coco",
+                "csv",
+                "cvat",
+                "labelstudio",
+                "yolo",
+                "--save-images",
+                "--ids-from",
+                str(work / "data"),
+            ]
+        )
+        == 0
+    )
+    for name in ("predictions.json", "predictions.csv", "annotations.xml", "tasks.json", "labels"):
+        assert (preds / name).exists(), name
+    assert len(list((preds / "images").iterdir())) == len(list(test_images.iterdir()))
+
+    # Detections written by predict evaluate to the same AP as the model itself (same detections).
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "eval",
+                "--detections",
+                str(preds / "predictions.json"),
+                str(work / "data"),
+                "--split",
+                "test",
+                "--bootstrap",
+                "0",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    from_file = json.loads(capsys.readouterr().out)
+    assert from_file["metrics"]["ap"] == pytest.approx(result["metrics"]["ap"], abs=1e-3)
