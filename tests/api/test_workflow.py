@@ -179,3 +179,36 @@ def test_eval_predict_and_eval_of_detections(work: Path, trained: Path, capsys: 
     )
     from_file = json.loads(capsys.readouterr().out)
     assert from_file["metrics"]["ap"] == pytest.approx(result["metrics"]["ap"], abs=1e-3)
+
+
+def test_export_then_predict_and_eval_with_onnx(work: Path, trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("onnxruntime")
+    onnx_file = work / "model.onnx"
+    assert main(["export", str(trained), "--out", str(onnx_file)]) == 0
+    assert "parity vs PyTorch" in capsys.readouterr().out
+    test_images = work / "data" / "images" / "test"
+    eager = work / "preds_eager"
+    exported = work / "preds_onnx"
+    for model, out in ((trained, eager), (onnx_file, exported)):
+        assert (
+            main(
+                [
+                    "predict",
+                    str(model),
+                    str(test_images),
+                    "--out",
+                    str(out),
+                    "--score-threshold",
+                    "0.01",
+                    "--format",
+                    "csv",
+                ]
+            )
+            == 0
+        )
+    eager_rows = (eager / "predictions.csv").read_text().splitlines()
+    onnx_rows = (exported / "predictions.csv").read_text().splitlines()
+    assert len(onnx_rows) == len(eager_rows) > 1  # same detections from ONNX Runtime as from PyTorch
+    capsys.readouterr()
+    assert main(["eval", str(onnx_file), str(work / "data"), "--split", "test", "--bootstrap", "0", "--json"]) == 0
+    assert 0.0 <= json.loads(capsys.readouterr().out)["metrics"]["ap"] <= 1.0

@@ -70,7 +70,8 @@ def evaluate(
     format: str | None = None,
 ) -> EvaluationResult:
     """COCO AP/AR (COCO-exact), per-class table, PR/F1 curves, confusion matrix, error breakdown and
-    bootstrap confidence intervals of `model` (a model artifact) on the `split` subset of `data`.
+    bootstrap confidence intervals of `model` (a model artifact, or an exported .onnx/.ts file) on the
+    `split` subset of `data`.
 
     With `detections` (a COCO results JSON from any source) no model is needed: pass `model=None`.
     With `out`, writes `out/report.html`, plots, worst-image gallery and `metrics.json`.
@@ -85,9 +86,10 @@ def evaluate(
     if detections is not None:
         predictions = load_coco_results(Path(detections), dataset.images, dataset.categories)
     else:
-        from detforge.inference import Predictor
+        from detforge.api._predictor import make_predictor
 
-        predictor = Predictor(model, device=device, batch_size=batch_size, score_threshold=0.0)  # type: ignore[arg-type]
+        assert model is not None
+        predictor = make_predictor(model, device=device, batch_size=batch_size, score_threshold=0.0)
         predictions = predict_dataset(predictor, dataset)
     return evaluate_predictions(
         dataset.images,

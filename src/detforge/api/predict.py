@@ -38,6 +38,8 @@ def predict(
 ) -> list[PredictionResult]:
     """Predict on an image file, folder, glob or list; returns one PredictionResult per image.
 
+    `model` is a model artifact (`model.pt`) or an exported `.onnx` (ONNX Runtime) / `.ts` file.
+
     Boxes are XYXY pixels of each image as displayed (EXIF applied). `score_threshold` overrides the
     model's calibrated threshold (0 keeps everything). With `out`, writes each of `format` (coco
     results JSON, yolo txt folder, csv, cvat XML or labelstudio JSON pre-annotations) and, with
@@ -46,15 +48,16 @@ def predict(
     `ids_from` (a dataset) makes the COCO results use that dataset's image and category ids, matched
     by image path, then by file name, so `detforge eval --detections` can score them against it.
     """
+    from detforge.api._predictor import make_predictor
     from detforge.errors import ConfigError
-    from detforge.inference import Predictor, TileConfig, write_coco_results, write_predictions
+    from detforge.inference import TileConfig, write_coco_results, write_predictions
     from detforge.inference import save_images as draw_images
 
     formats = [format] if isinstance(format, str) else list(format)
     for fmt in formats:
         if fmt not in PREDICTION_FORMATS:
             raise ConfigError(f"format {fmt!r}: expected one of {', '.join(PREDICTION_FORMATS)}")
-    predictor = Predictor(
+    predictor = make_predictor(
         model,
         device=device,
         batch_size=batch_size,

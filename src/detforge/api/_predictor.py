@@ -1,0 +1,31 @@
+"""One way for the API verbs to get a Predictor from a model file of any backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from detforge.inference import Predictor
+
+__all__ = ["EXPORTED_SUFFIXES", "make_predictor"]
+
+EXPORTED_SUFFIXES = (".onnx", ".ts")
+"""Model files served by an exported backend (ONNX Runtime, TorchScript) instead of eager PyTorch."""
+
+
+def make_predictor(model: str | Path, *, score_threshold: float | None = None, **kwargs: Any) -> Predictor:
+    """A Predictor for a detforge model artifact, or for an exported `.onnx` / `.ts` file (run by ONNX
+    Runtime / TorchScript, with class names and calibrated threshold from the file's metadata).
+    `score_threshold` None keeps the model's calibrated threshold; other keywords go to `Predictor`."""
+    from detforge.inference import Predictor
+
+    path = Path(model)
+    if path.suffix.lower() in EXPORTED_SUFFIXES:
+        from detforge.export import load_backend
+
+        device = kwargs.pop("device", "auto")
+        if score_threshold is not None:
+            kwargs["score_threshold"] = score_threshold
+        return load_backend(path, device=device).predictor(**kwargs)
+    return Predictor(path, score_threshold=score_threshold, **kwargs)
