@@ -47,8 +47,10 @@ def load_served_model(path: str | Path, *, batch_size: int = 8, device: str = "a
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"model: {path} is not a file; expected a detforge model artifact or an .onnx file")
-    model: Any = _onnx_backend(path) if path.suffix.lower() == ".onnx" else path
-    predictor = Predictor(model, batch_size=batch_size, device=device)
+    if path.suffix.lower() == ".onnx":  # ONNX Runtime; class names and threshold from the file's metadata
+        predictor = _onnx_backend(path).predictor(batch_size=batch_size)
+    else:
+        predictor = Predictor(path, batch_size=batch_size, device=device)
     calibrated = float(predictor.score_threshold)
     params = getattr(predictor.model, "detection_params", None)
     floor = float(getattr(params, "score_thresh", calibrated))
