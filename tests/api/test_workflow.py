@@ -212,3 +212,37 @@ def test_export_then_predict_and_eval_with_onnx(work: Path, trained: Path, capsy
     capsys.readouterr()
     assert main(["eval", str(onnx_file), str(work / "data"), "--split", "test", "--bootstrap", "0", "--json"]) == 0
     assert 0.0 <= json.loads(capsys.readouterr().out)["metrics"]["ap"] <= 1.0
+
+
+def test_eval_calibrate_stores_threshold_used_by_predict(work: Path, trained: Path) -> None:
+    import shutil
+
+    model = work / "calibrated.pt"
+    shutil.copy(trained, model)
+    assert main(["eval", str(model), str(work / "data"), "--split", "val", "--bootstrap", "0", "--calibrate"]) == 0
+    _, spec = load_model(model)
+    from detforge.inference import Predictor
+
+    predictor = Predictor(model)
+    assert predictor.score_threshold == pytest.approx(spec.score_threshold)
+    assert predictor.threshold_source == "calibrated"
+    # an unreachable precision target is an error that says what was reached, and the file is unchanged
+    before = model.read_bytes()
+    assert (
+        main(
+            [
+                "eval",
+                str(model),
+                str(work / "data"),
+                "--split",
+                "val",
+                "--bootstrap",
+                "0",
+                "--calibrate",
+                "--target-precision",
+                "1.01",
+            ]
+        )
+        == 1
+    )
+    assert model.read_bytes() == before

@@ -68,6 +68,8 @@ def evaluate(
     device: str = "auto",
     batch_size: int = 4,
     format: str | None = None,
+    calibrate: bool = False,
+    target_precision: float | None = None,
 ) -> EvaluationResult:
     """COCO AP/AR (COCO-exact), per-class table, PR/F1 curves, confusion matrix, error breakdown and
     bootstrap confidence intervals of `model` (a model artifact, or an exported .onnx/.ts file) on the
@@ -77,6 +79,9 @@ def evaluate(
     With `out`, writes `out/report.html`, plots, worst-image gallery and `metrics.json`.
     `score_threshold` sets the operating point of the confusion matrix and gallery (default: the
     best-F1 threshold found here).
+    `calibrate` stores a score threshold found on this split in the model artifact (use the validation
+    split): the best-F1 one, or with `target_precision` the lowest reaching that precision. predict and
+    serve then use it unless told otherwise.
     """
     from detforge.evaluation import evaluate_predictions, load_coco_results
 
@@ -91,7 +96,7 @@ def evaluate(
         assert model is not None
         predictor = make_predictor(model, device=device, batch_size=batch_size, score_threshold=0.0)
         predictions = predict_dataset(predictor, dataset)
-    return evaluate_predictions(
+    result = evaluate_predictions(
         dataset.images,
         dataset.annotations,
         dataset.categories,
@@ -101,3 +106,32 @@ def evaluate(
         bootstrap_n=bootstrap,
         seed=seed,
     )
+    if calibrate:
+        if model is None or Path(model).suffix.lower() != ".pt":
+            raise DatasetError("calibrate needs a detforge model artifact (model.pt) to store the threshold in")
+        store_threshold(Path(model), result, target_precision)
+    return result
+
+
+def store_threshold(model: Path, result: EvaluationResult, target_precision: float | None) -> float:
+    """Calibrate on `result`'s PR curves and write the threshold into the artifact `model` (atomically)."""
+    from dataclasses import replace
+
+    from detforge.evaluation import calibrate_threshold
+    from detforge.models.artifact import load_model, save_model
+
+    if target_precision is None:
+        calibration = calibrate_threshold(result.pr, mode="f1")
+    else:
+        calibration = calibrate_threshold(result.pr, mode="precision", target_precision=target_precision)
+    detector, spec = load_model(model)
+    save_model(model, detector, replace(spec, score_threshold=float(calibration.threshold)))
+    log.info(
+        "stored score threshold %.3f in %s (%s: precision %.3f, recall %.3f)",
+        calibration.threshold,
+        model,
+        calibration.mode,
+        calibration.precision,
+        calibration.recall,
+    )
+    return float(calibration.threshold)

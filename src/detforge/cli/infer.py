@@ -29,6 +29,18 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument("--batch-size", dest="batch_size", type=int, default=4)
     p.add_argument("--format", default=None, help="force the dataset format")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="store a score threshold found on this split in the model (use --split val)",
+    )
+    p.add_argument(
+        "--target-precision",
+        dest="target_precision",
+        type=float,
+        default=None,
+        help="with --calibrate: the lowest threshold reaching this precision instead of best F1",
+    )
     p.set_defaults(handler=_eval)
 
     p = commands.add_parser("predict", help="run a model on images; write COCO/YOLO/CSV/CVAT/Label Studio results")
@@ -83,6 +95,8 @@ def _eval(args: argparse.Namespace) -> int:
         device=args.device,
         batch_size=args.batch_size,
         format=args.format,
+        calibrate=args.calibrate,
+        target_precision=args.target_precision,
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
