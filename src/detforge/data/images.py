@@ -17,7 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from detforge.errors import InvalidImage
 from detforge.pixels import to_rgb
 
-__all__ = ["MAX_PIXELS", "ImageHeader", "load_image", "read_header"]
+__all__ = ["MAX_PIXELS", "ImageHeader", "displayed_size", "load_image", "read_header"]
 
 MAX_PIXELS = 20_000 * 20_000
 """Largest image (width * height) detforge decodes; larger ones are refused before allocation."""
@@ -96,6 +96,15 @@ def read_header(path: str | Path) -> ImageHeader:
         raise InvalidImage(f"{path}: not a readable image ({exc})") from None
     except (OSError, struct.error) as exc:
         raise InvalidImage(f"{path}: cannot read image header ({exc})") from None
+
+
+def displayed_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of the image as displayed (EXIF applied), or (0, 0) when it cannot be read."""
+    try:
+        header = read_header(path)
+    except InvalidImage:
+        return 0, 0
+    return header.width, header.height
 
 
 def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:

@@ -12,8 +12,8 @@ from xml.etree.ElementTree import Element
 
 from detforge.data.dataset import Dataset
 from detforge.data.formats._xml import XmlDocument, child_text, parse_number, parse_xml
-from detforge.data.images import read_header
-from detforge.errors import DatasetError, InvalidImage
+from detforge.data.images import displayed_size
+from detforge.errors import DatasetError
 from detforge.structures import Annotation, BBox, Categories, ImageRecord, Polygons, Problem
 
 __all__ = ["read_cvat"]
@@ -120,11 +120,7 @@ def _size(elem: Element, path: Path) -> tuple[int, int]:
     w, h = parse_number(elem.attrib.get("width")), parse_number(elem.attrib.get("height"))
     if w is not None and h is not None and w > 0 and h > 0:
         return int(w), int(h)
-    try:
-        header = read_header(path)
-    except InvalidImage:
-        return 0, 0
-    return header.width, header.height
+    return displayed_size(path)
 
 
 def _xml_files(path: Path) -> tuple[Path, list[Path]]:

@@ -10,8 +10,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from detforge.data.dataset import Dataset
-from detforge.data.images import read_header
-from detforge.errors import DatasetError, InvalidImage
+from detforge.data.images import displayed_size
+from detforge.errors import DatasetError
 from detforge.structures import Annotation, BBox, Categories, ImageRecord, Location, Polygons, Problem
 
 __all__ = ["read_labelme"]
@@ -124,11 +124,7 @@ def _size(doc: dict[str, Any], path: Path) -> tuple[int, int]:
     w, h = doc.get("imageWidth"), doc.get("imageHeight")
     if isinstance(w, int | float) and isinstance(h, int | float) and min(w, h) > 0 and (w, h) == (int(w), int(h)):
         return int(w), int(h)
-    try:
-        header = read_header(path)
-    except InvalidImage:
-        return 0, 0
-    return header.width, header.height
+    return displayed_size(path)
 
 
 def _load(json_path: Path, single: bool, problems: list[Problem]) -> dict[str, Any] | None:

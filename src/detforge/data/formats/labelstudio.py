@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from detforge.data.dataset import Dataset
-from detforge.data.images import read_header
-from detforge.errors import DatasetError, InvalidImage
+from detforge.data.images import displayed_size
+from detforge.errors import DatasetError
 from detforge.structures import Annotation, BBox, Categories, ImageRecord, Location, Polygons, Problem, Severity
 
 __all__ = ["read_labelstudio"]
@@ -239,14 +239,6 @@ def _declared_size(results: list[Any]) -> tuple[int, int] | None:
     return None
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    try:
-        header = read_header(path)
-    except InvalidImage:
-        return 0, 0
-    return header.width, header.height
-
-
 def read_labelstudio(path: Path) -> Dataset:
     """Read a Label Studio JSON export (a file, or the folder holding it and its images).
 
@@ -289,7 +281,7 @@ def read_labelstudio(path: Path) -> Dataset:
                 continue
             seen.add(task_id)
             file_name, image_path = finder.find(ref)
-            width, height = _declared_size(results) or _image_size(image_path)
+            width, height = _declared_size(results) or displayed_size(image_path)
             record = ImageRecord(task_id, file_name, image_path, width, height, None, where)
             records.append((record, _regions(task_id, results, (width, height), where, problems, ignored)))
     for rtype, count in sorted(ignored.items()):

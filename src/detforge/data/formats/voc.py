@@ -13,8 +13,8 @@ from xml.etree.ElementTree import Element, ElementTree, SubElement, indent, tost
 
 from detforge.data.dataset import Dataset
 from detforge.data.formats._xml import XmlDocument, child_text, format_number, parse_number, parse_xml
-from detforge.data.images import read_header
-from detforge.errors import DatasetError, InvalidImage
+from detforge.data.images import displayed_size
+from detforge.errors import DatasetError
 from detforge.fileio import atomic_write_bytes, atomic_write_text
 from detforge.structures import Annotation, BBox, Categories, ImageRecord, Location, Problem
 
@@ -42,14 +42,6 @@ class _Item:
     height: int
     objects: tuple[_Object, ...]
     location: Location | None
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    try:
-        header = read_header(path)
-    except InvalidImage:
-        return 0, 0
-    return header.width, header.height
 
 
 def _find_image(root: Path, item_id: str) -> Path | None:
@@ -122,7 +114,7 @@ def _parse_item(xml_path: Path, item_id: str, root: Path, problems: list[Problem
             message = f"<size> is {given}, expected integers; using the image's size"
             problems.append(Problem("warning", "size.invalid", message, doc.location(size)))
     if width == 0 or height == 0:
-        width, height = _image_size(path)
+        width, height = displayed_size(path)
     objects = [o for obj in doc.root.iterfind("object") if (o := _parse_object(obj, doc, problems))]
     return _Item(item_id, filename, path, width, height, tuple(objects), doc.location())
 
@@ -227,7 +219,7 @@ def read_voc(path: Path) -> Dataset:
                 continue
             message = f"image {item_id!r} has no Annotations/{item_id}.xml; kept as an image with no objects"
             problems.append(Problem("info", "image.no_annotation_file", message, where))
-            w, h = _image_size(image)
+            w, h = displayed_size(image)
             items[item_id] = _Item(item_id, image.relative_to(root / "JPEGImages").as_posix(), image, w, h, (), None)
     if not items:
         raise DatasetError(f"{path}: no VOC annotation files found (expected Annotations/*.xml or *.xml)")
@@ -272,7 +264,7 @@ def _annotation_xml(dataset: Dataset, image: ImageRecord, rel: PurePosixPath) ->
     _add(root, "filename", rel.as_posix())
     width, height = image.width, image.height
     if (width == 0 or height == 0) and image.path.is_file():
-        width, height = _image_size(image.path)
+        width, height = displayed_size(image.path)
     if width and height:
         size = SubElement(root, "size")
         for key, text in (("width", str(width)), ("height", str(height)), ("depth", "3")):
