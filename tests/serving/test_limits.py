@@ -76,6 +76,23 @@ def test_body_limit_passes_bodies_within_the_limit() -> None:
     assert result["status"] == 200 and result["app_body"] == 2000
 
 
+def _read_reply(sock: socket.socket, limit: int = 65536) -> str:
+    """The server's whole reply (headers and body may arrive in separate packets); bounded in size and time."""
+    data = b""
+    while len(data) < limit:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+        head, sep, body = data.partition(b"\r\n\r\n")
+        lengths = [
+            int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+        ]
+        if sep and lengths and len(body) >= lengths[0]:
+            break
+    return data.decode("latin-1")
+
+
 def test_honest_content_length_is_refused_before_the_body_is_sent(fake_predictor, live_server) -> None:
     app = create_app(fake_predictor(), settings=ServeSettings(max_body_mb=1))
     with live_server(app) as base:
@@ -86,7 +103,7 @@ def test_honest_content_length_is_refused_before_the_body_is_sent(fake_predictor
                 "Content-Length: 500000000\r\n\r\n"
             )
             sock.sendall(head.encode() + b"\x89PNG")  # 500 MB announced, 4 bytes sent
-            reply = sock.recv(4096).decode("latin-1")
+            reply = _read_reply(sock)
     assert reply.startswith("HTTP/1.1 413")
     assert '"payload_too_large"' in reply
 
