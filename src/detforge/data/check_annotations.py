@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from dataclasses import replace
 
@@ -136,16 +137,27 @@ def instance_counts(dataset: Dataset) -> dict[str, int]:
     return {c.name: by_id.get(c.id, 0) for c in dataset.categories}
 
 
+def _first_missing(ids: list[int], k: int) -> list[int]:
+    """The first `k` integers missing between sorted unique `ids[0]` and `ids[-1]` (never builds the range)."""
+    missing: list[int] = []
+    for a, b in itertools.pairwise(ids):
+        missing.extend(range(a + 1, min(b, a + 1 + k - len(missing))))
+        if len(missing) >= k:
+            break
+    return missing
+
+
 def category_problems(dataset: Dataset) -> list[Problem]:
     """Gaps in category ids (info), a 0 id in a COCO dataset (warning), empty (warning) and rare (info) classes."""
     problems: list[Problem] = []
     ids = sorted(dataset.categories.ids)
     if ids:
-        missing = sorted(set(range(ids[0], ids[-1] + 1)) - set(ids))
-        if missing:
+        gaps = ids[-1] - ids[0] + 1 - len(ids)  # ids are unique
+        if gaps:
+            missing = [str(i) for i in _first_missing(ids, 6)]
             problems.append(Problem(
                 "info", CATEGORY_ID_GAP,
-                f"category ids {ids[0]}..{ids[-1]} have gaps: {_examples([str(i) for i in missing])} unused; "
+                f"category ids {ids[0]}..{ids[-1]} have {gaps} gaps: {_examples(missing)} unused; "
                 "harmless, detforge maps ids to contiguous indices itself",
             ))
     if dataset.format == "coco" and 0 in ids:

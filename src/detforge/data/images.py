@@ -7,6 +7,7 @@ are the oriented size; `raw_width/raw_height` what the file stores.
 
 from __future__ import annotations
 
+import math
 import struct
 import warnings
 from dataclasses import dataclass
@@ -17,12 +18,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from detforge.errors import InvalidImage
 from detforge.pixels import to_rgb
 
-__all__ = ["MAX_PIXELS", "ImageHeader", "displayed_size", "load_image", "read_header"]
+__all__ = ["MAX_PIXELS", "MAX_SIDE", "ImageHeader", "declared_size", "displayed_size", "load_image", "read_header"]
 
 MAX_PIXELS = 20_000 * 20_000
 """Largest image (width * height) detforge decodes; larger ones are refused before allocation."""
 
 _SWAPS_AXES = {5, 6, 7, 8}
+MAX_SIDE = 1_000_000
+"""Largest width or height an annotation file may declare; anything larger is treated as not declared."""
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -96,6 +99,18 @@ def read_header(path: str | Path) -> ImageHeader:
         raise InvalidImage(f"{path}: not a readable image ({exc})") from None
     except (OSError, struct.error) as exc:
         raise InvalidImage(f"{path}: cannot read image header ({exc})") from None
+
+
+def declared_size(width: object, height: object) -> tuple[int, int] | None:
+    """(width, height) as ints when both are whole numbers in 1..MAX_SIDE (not bool, NaN, inf), else None."""
+    sides = []
+    for value in (width, height):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        if not math.isfinite(value) or value != int(value) or not 0 < value <= MAX_SIDE:
+            return None
+        sides.append(int(value))
+    return sides[0], sides[1]
 
 
 def displayed_size(path: str | Path) -> tuple[int, int]:

@@ -12,6 +12,9 @@ from detforge.structures import Categories, Category, Location, Problem
 
 __all__ = ["names_from_file", "names_from_yaml", "read_obj_data", "read_yaml"]
 
+MAX_CLASSES = 100_000
+"""More classes than this in a YOLO dataset is taken as a corrupt file, not a real class list."""
+
 
 def _read_text(path: Path) -> str:
     try:
@@ -65,8 +68,10 @@ def _index(key: Any, path: Path) -> int:
 def names_from_yaml(data: dict[str, Any], path: Path, problems: list[Problem]) -> Categories:
     """Categories (id = YOLO class index) from `names` (list or {index: name}) checked against `nc`."""
     raw, nc = data.get("names"), data.get("nc")
-    if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or nc < 0):
-        raise DatasetError(f"{path}: 'nc' must be a non-negative integer (the number of classes), got {nc!r}")
+    if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or not 0 <= nc <= MAX_CLASSES):
+        raise DatasetError(
+            f"{path}: 'nc' must be an integer from 0 to {MAX_CLASSES} (the number of classes), got {nc!r}"
+        )
     if raw is None:
         if nc is None:
             raise DatasetError(f"{path}: missing 'names' (a list of class names, or a mapping {{index: name}})")

@@ -40,7 +40,7 @@ def _describe(class_ids: frozenset[int]) -> str:
     if not class_ids:
         return "no classes"
     ids = sorted(class_ids)
-    if ids == list(range(ids[0], ids[-1] + 1)):
+    if len(ids) == ids[-1] - ids[0] + 1:  # contiguous (ids are unique), without materialising the range
         return f"class ids {ids[0]}..{ids[-1]}"
     return f"class ids {ids}"
 

@@ -12,7 +12,7 @@ from xml.etree.ElementTree import Element
 
 from detforge.data.dataset import Dataset
 from detforge.data.formats._xml import XmlDocument, child_text, parse_number, parse_xml
-from detforge.data.images import displayed_size
+from detforge.data.images import declared_size, displayed_size
 from detforge.errors import DatasetError
 from detforge.structures import Annotation, BBox, Categories, ImageRecord, Polygons, Problem
 
@@ -118,9 +118,7 @@ def _image_path(root: Path, xml_dir: Path, name: str, subset: str | None) -> Pat
 
 def _size(elem: Element, path: Path) -> tuple[int, int]:
     w, h = parse_number(elem.attrib.get("width")), parse_number(elem.attrib.get("height"))
-    if w is not None and h is not None and w > 0 and h > 0:
-        return int(w), int(h)
-    return displayed_size(path)
+    return declared_size(w, h) or displayed_size(path)
 
 
 def _xml_files(path: Path) -> tuple[Path, list[Path]]:

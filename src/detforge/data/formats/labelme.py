@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from detforge.data.dataset import Dataset
-from detforge.data.images import displayed_size
+from detforge.data.images import declared_size, displayed_size
 from detforge.errors import DatasetError
 from detforge.structures import Annotation, BBox, Categories, ImageRecord, Location, Polygons, Problem
 
@@ -122,9 +122,7 @@ def _image_path(json_path: Path, image_path: Any) -> Path:
 
 def _size(doc: dict[str, Any], path: Path) -> tuple[int, int]:
     w, h = doc.get("imageWidth"), doc.get("imageHeight")
-    if isinstance(w, int | float) and isinstance(h, int | float) and min(w, h) > 0 and (w, h) == (int(w), int(h)):
-        return int(w), int(h)
-    return displayed_size(path)
+    return declared_size(w, h) or displayed_size(path)
 
 
 def _load(json_path: Path, single: bool, problems: list[Problem]) -> dict[str, Any] | None:

@@ -136,7 +136,10 @@ def _regions(
     labels_by_id = {
         r.get("id"): r["value"]["labels"]
         for r in results
-        if isinstance(r, dict) and r.get("type") == "labels" and isinstance((r.get("value") or {}).get("labels"), list)
+        if isinstance(r, dict)
+        and r.get("type") == "labels"
+        and isinstance(r.get("value"), dict)
+        and isinstance(r["value"].get("labels"), list)
     }
     regions: list[_Region] = []
     for r in results:
@@ -155,6 +158,10 @@ def _regions(
                 ignored[rtype] += 1
             continue
         value = r.get("value") or {}
+        if not isinstance(value, dict):
+            message = f"{kind} {r.get('id')!r} has 'value' {value!r}, expected an object; left out"
+            report("error", "box.invalid", message)
+            continue
         labels = value.get(rtype) if rtype.endswith("labels") else labels_by_id.get(r.get("id"))
         if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
             report("error", "label.missing", f"{kind} {r.get('id')!r} has labels {labels!r}, expected names; left out")
@@ -185,19 +192,34 @@ def _regions(
 
 def _choose_results(task: dict[str, Any], task_id: int, where: Location, problems: list[Problem]) -> list[Any] | None:
     """The result list of the first non-cancelled annotation, else of the first prediction, else None."""
-    annotations = [a for a in (task.get("annotations") or task.get("completions") or []) if isinstance(a, dict)]
+    raw = task.get("annotations") or task.get("completions") or []
+    if not isinstance(raw, list):
+        message = f"task {task_id}: 'annotations' is {type(raw).__name__}, expected a list; task left out"
+        problems.append(Problem("error", "task.invalid", message, where, task_id))
+        return None
+    annotations = [a for a in raw if isinstance(a, dict)]
     active = [a for a in annotations if not a.get("was_cancelled")]
     if len(active) > 1:
         message = f"task {task_id}: {len(active)} annotations; using the first (annotation {active[0].get('id')!r})"
         problems.append(Problem("info", "annotation.several", message, where, task_id))
     if active:
-        return list(active[0].get("result") or [])
-    predictions = [p for p in task.get("predictions") or [] if isinstance(p, dict)]
+        return _result_list(active[0], task_id, where, problems)
+    raw_predictions = task.get("predictions") or []
+    predictions = [p for p in raw_predictions if isinstance(p, dict)] if isinstance(raw_predictions, list) else []
     if predictions:
         message = f"task {task_id}: no (non-cancelled) annotation; using its first prediction as labels"
         problems.append(Problem("info", "annotation.from_prediction", message, where, task_id))
-        return list(predictions[0].get("result") or [])
+        return _result_list(predictions[0], task_id, where, problems)
     return None
+
+
+def _result_list(entry: dict[str, Any], task_id: int, where: Location, problems: list[Problem]) -> list[Any]:
+    result = entry.get("result") or []
+    if not isinstance(result, list):
+        message = f"task {task_id}: 'result' is {type(result).__name__}, expected a list of regions; none read"
+        problems.append(Problem("error", "task.invalid", message, where, task_id))
+        return []
+    return list(result)
 
 
 def _load_tasks(json_path: Path) -> list[Any]:

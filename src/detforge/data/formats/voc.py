@@ -13,7 +13,7 @@ from xml.etree.ElementTree import Element, ElementTree, SubElement, indent, tost
 
 from detforge.data.dataset import Dataset
 from detforge.data.formats._xml import XmlDocument, child_text, format_number, parse_number, parse_xml
-from detforge.data.images import displayed_size
+from detforge.data.images import declared_size, displayed_size
 from detforge.errors import DatasetError
 from detforge.fileio import atomic_write_bytes, atomic_write_text
 from detforge.structures import Annotation, BBox, Categories, ImageRecord, Location, Problem
@@ -107,8 +107,9 @@ def _parse_item(xml_path: Path, item_id: str, root: Path, problems: list[Problem
     size = doc.root.find("size")
     if size is not None:
         w, h = parse_number(child_text(size, "width")), parse_number(child_text(size, "height"))
-        if w is not None and h is not None and w >= 0 and h >= 0 and w == int(w) and h == int(h):
-            width, height = int(w), int(h)
+        declared = declared_size(w, h) if (w, h) != (0, 0) else (0, 0)
+        if declared is not None:
+            width, height = declared
         else:
             given = f"{child_text(size, 'width')!r} x {child_text(size, 'height')!r}"
             message = f"<size> is {given}, expected integers; using the image's size"
@@ -148,7 +149,11 @@ def _read_image_sets(root: Path, label_names: set[str], problems: list[Problem])
     lists: dict[str, list[str]] = {}
     folder = root / "ImageSets" / "Main"
     for txt in sorted(folder.glob("*.txt")) if folder.is_dir() else []:
-        ids = [ln.split() for ln in txt.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
+        try:
+            text = txt.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"{txt}: cannot read this image-set list as UTF-8 text ({exc})") from None
+        ids = [ln.split() for ln in text.splitlines() if ln.strip()]
         prefix = txt.stem.rsplit("_", 1)[0] if "_" in txt.stem else None
         if (prefix is not None and prefix in label_names) or any(len(tokens) != 1 for tokens in ids):
             continue  # a per-class list "<class>_<subset>.txt": "<id> <-1|0|1>" lines
