@@ -129,6 +129,13 @@ def calibrate_model(model_path: Path, config: Config) -> float | None:
     except CalibrationError as exc:
         log.warning("score threshold not calibrated (kept %.2f): %s", spec.score_threshold, exc)
         return None
+    if calibration.f1 <= 0.0:
+        log.warning(
+            "score threshold not calibrated (kept %.2f): no detection on the validation subset is correct "
+            "yet (best F1 0); train longer",
+            spec.score_threshold,
+        )
+        return None
     save_model(model_path, detector, replace(spec, score_threshold=float(calibration.threshold)))
     log.info(
         "score threshold %.3f calibrated on %d validation images (best F1 %.3f: precision %.3f, recall %.3f)",
