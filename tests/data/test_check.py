@@ -385,3 +385,15 @@ def test_check_a_yolo_dataset_read_by_load_dataset(tmp_path: Path, image_factory
     assert "category 1 ('other') has no instances" in only(report, "category.empty").message
     assert report.instances_per_class == {"thing": 10, "other": 0}
     assert report.num_errors == 0
+
+
+def test_huge_category_id_gap_is_counted_without_building_the_range() -> None:
+    from detforge.data.check_annotations import category_problems
+    from detforge.data.dataset import Dataset
+    from detforge.structures import Categories, Category
+
+    cats = Categories((Category(1, "a"), Category(3, "b"), Category(10**15, "c")))
+    ds = Dataset((), (), cats, Path("."), "coco")
+    gap = next(p for p in category_problems(ds) if p.code == "category.id_gap")
+    assert gap.message.startswith(f"category ids 1..{10**15} have gaps: 2, 4, 5")
+    assert f"({10**15 - 3 - 5} more)" in gap.message
