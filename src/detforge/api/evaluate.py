@@ -11,7 +11,7 @@ from detforge.data.dataset import Dataset
 from detforge.errors import DatasetError
 
 if TYPE_CHECKING:
-    from detforge.evaluation import EvaluationResult
+    from detforge.evaluation import Calibration, EvaluationResult
     from detforge.inference import Predictor
     from detforge.structures.detections import Detections
 
@@ -115,23 +115,30 @@ def evaluate(
 
 def store_threshold(model: Path, result: EvaluationResult, target_precision: float | None) -> float:
     """Calibrate on `result`'s PR curves and write the threshold into the artifact `model` (atomically)."""
-    from dataclasses import replace
-
     from detforge.evaluation import calibrate_threshold
-    from detforge.models.artifact import load_model, save_model
 
     if target_precision is None:
         calibration = calibrate_threshold(result.pr, mode="f1")
     else:
         calibration = calibrate_threshold(result.pr, mode="precision", target_precision=target_precision)
+    return write_score_threshold(model, calibration)
+
+
+def write_score_threshold(model: Path, calibration: Calibration) -> float:
+    """Store `calibration.threshold` as the score threshold of the artifact `model` (atomically)."""
+    from dataclasses import replace
+
+    from detforge.models.artifact import load_model, save_model
+
     detector, spec = load_model(model)
     save_model(model, detector, replace(spec, score_threshold=float(calibration.threshold)))
     log.info(
-        "stored score threshold %.3f in %s (%s: precision %.3f, recall %.3f)",
+        "stored score threshold %.3f in %s (%s: precision %.3f, recall %.3f, F1 %.3f)",
         calibration.threshold,
         model,
         calibration.mode,
         calibration.precision,
         calibration.recall,
+        calibration.f1,
     )
     return float(calibration.threshold)

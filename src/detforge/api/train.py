@@ -111,14 +111,12 @@ def train(
 
 def calibrate_model(model_path: Path, config: Config) -> float | None:
     """Find the best-F1 score threshold of `model_path` on the validation subset and store it in the artifact."""
-    from dataclasses import replace
-
-    from detforge.api.evaluate import predict_dataset
+    from detforge.api.evaluate import predict_dataset, write_score_threshold
     from detforge.data.formats import load_dataset
     from detforge.evaluation import CalibrationError, calibrate_threshold
     from detforge.evaluation.analysis import pr_curves
     from detforge.inference import Predictor
-    from detforge.models.artifact import load_model, save_model
+    from detforge.models.artifact import load_model
 
     assert config.data.path is not None and config.data.val is not None
     val = load_dataset(config.data.path, config.data.format).subset(config.data.val)
@@ -136,13 +134,4 @@ def calibrate_model(model_path: Path, config: Config) -> float | None:
             spec.score_threshold,
         )
         return None
-    save_model(model_path, detector, replace(spec, score_threshold=float(calibration.threshold)))
-    log.info(
-        "score threshold %.3f calibrated on %d validation images (best F1 %.3f: precision %.3f, recall %.3f)",
-        calibration.threshold,
-        len(val),
-        calibration.f1,
-        calibration.precision,
-        calibration.recall,
-    )
-    return float(calibration.threshold)
+    return write_score_threshold(model_path, calibration)
