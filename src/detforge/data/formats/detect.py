@@ -16,11 +16,16 @@ def _json_kind(path: Path) -> str | None:
     try:
         with path.open("rb") as f:
             head = f.read(_PEEK_BYTES)
-        obj = json.loads(head) if len(head) < _PEEK_BYTES else None
-    except (OSError, ValueError):
-        obj = None
+    except OSError:
+        return None
+    obj = None
+    if len(head) < _PEEK_BYTES:  # the whole file: parse it; a large file is only sniffed
+        try:
+            obj = json.loads(head)
+        except ValueError:
+            obj = None
     if obj is None:
-        text = head.decode("utf-8", "replace") if "head" in locals() else ""
+        text = head.decode("utf-8", "replace")
         if '"annotations"' in text and '"images"' in text:
             return "coco"
         if '"shapes"' in text and '"imagePath"' in text:
