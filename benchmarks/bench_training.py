@@ -54,7 +54,7 @@ GOAL_DATA_WAIT = 0.05
 # --------------------------------------------------------------------------------------------------
 # workers (each runs in its own process)
 # --------------------------------------------------------------------------------------------------
-def _detforge_worker(data: Path, run_dir: Path, iters: int, augment: str) -> dict[str, Any]:
+def _detforge_worker(data: Path, run_dir: Path, iters: int, augment: str, device: str, batch: int) -> dict[str, Any]:
     """train_from_config with every default hook; step starts and loader waits recorded by wrapping the
     Trainer's `step` and `_next_batch` (the originals run unchanged)."""
     from detforge.config import Config
@@ -85,8 +85,8 @@ def _detforge_worker(data: Path, run_dir: Path, iters: int, augment: str) -> dic
         "model": {"name": MODEL, "weights": "imagenet", "min_size": MIN_SIZE, "max_size": MAX_SIZE},
         "data": {"path": str(data), "val": None, "augment": augment},
         "train": {
-            "batch_size": BATCH, "lr": LR, "momentum": MOMENTUM, "weight_decay": WEIGHT_DECAY, "max_iter": iters,
-            "warmup_iters": WARMUP_ITERS, "warmup_factor": WARMUP_FACTOR, "steps": [10**6], "device": "cpu",
+            "batch_size": batch, "lr": LR, "momentum": MOMENTUM, "weight_decay": WEIGHT_DECAY, "max_iter": iters,
+            "warmup_iters": WARMUP_ITERS, "warmup_factor": WARMUP_FACTOR, "steps": [10**6], "device": device,
         },
         "eval": {"period": 10**6},
     })  # fmt: skip
@@ -128,8 +128,12 @@ class _PlainDataset:
         return image, {"boxes": boxes, "labels": torch.ones(len(boxes), dtype=torch.int64)}
 
 
-def _plain_worker(data: Path, iters: int) -> dict[str, Any]:
-    """The loop from torchvision's detection tutorial, on the same torchvision module detforge builds."""
+def _plain_worker(data: Path, iters: int, device: str, batch: int, cudnn_benchmark: bool) -> dict[str, Any]:
+    """The loop from torchvision's detection tutorial, on the same torchvision module detforge builds.
+    On CUDA it is the tutorial's AMP recipe: bf16 autocast, `.to(device)` copies, `loss.item()` per step
+    (torchvision's reference script checks every loss for finiteness), cuDNN benchmark as given."""
+    import contextlib
+
     import torch
 
     from detforge.data.loader import default_num_workers
@@ -137,12 +141,14 @@ def _plain_worker(data: Path, iters: int) -> dict[str, Any]:
 
     torch.manual_seed(0)
     detector, _ = build_detector(MODEL, num_classes=1, weights="imagenet", min_size=MIN_SIZE, max_size=MAX_SIZE)
-    model = detector.model
+    cuda = device.startswith("cuda")
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    model = detector.model.to(device)
     model.train()
     dataset = _PlainDataset(data)
     loader: Any = torch.utils.data.DataLoader(
         dataset,  # type: ignore[arg-type]
-        batch_size=BATCH, shuffle=True, num_workers=default_num_workers(),
+        batch_size=batch, shuffle=True, num_workers=default_num_workers(),
         collate_fn=lambda b: tuple(zip(*b, strict=True)),
     )  # fmt: skip
     params = [p for p in model.parameters() if p.requires_grad]
@@ -161,12 +167,19 @@ def _plain_worker(data: Path, iters: int) -> dict[str, Any]:
             batches = iter(loader)
             images, targets = next(batches)
         waits.append(time.perf_counter() - starts[-1])
-        losses = model(list(images), list(targets))
-        loss = sum(losses.values())
+        if cuda:
+            images = [im.to(device) for im in images]
+            targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+        with autocast:
+            losses = model(list(images), list(targets))
+            loss = sum(losses.values())
         optimizer.zero_grad()
         loss.backward()  # type: ignore[union-attr]
         optimizer.step()
         scheduler.step()
+        if cuda:
+            loss.item()  # type: ignore[union-attr]
         ends.append(time.perf_counter())
     end = time.perf_counter()
     return {"starts": starts, "ends": ends, "waits": waits, "call_start": t0, "call_end": end}
@@ -177,10 +190,14 @@ def _worker_main(args: argparse.Namespace) -> None:
     t_import = time.perf_counter()
     data = Path(args.data)
     if args.worker == "detforge":
-        result = _detforge_worker(data, Path(args.run_dir), args.iters, args.augment)
+        result = _detforge_worker(data, Path(args.run_dir), args.iters, args.augment, args.device, args.batch)
     else:
-        result = _plain_worker(data, args.iters)
+        result = _plain_worker(data, args.iters, args.device, args.batch, args.cudnn_benchmark)
     result["peak_rss_mib"] = round(peak_rss_mib(), 1)
+    if args.device.startswith("cuda"):
+        import torch
+
+        result["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     result["worker_start"] = t_import
     Path(args.result).write_text(json.dumps(result))
 
@@ -188,10 +205,15 @@ def _worker_main(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------------
 # driver
 # --------------------------------------------------------------------------------------------------
-def _run_worker(kind: str, data: Path, tmp: Path, iters: int, tag: str, augment: str = "light") -> dict[str, Any]:
+def _run_worker(
+    kind: str, data: Path, tmp: Path, iters: int, tag: str, augment: str = "light", *,
+    device: str = "cpu", batch: int = BATCH, cudnn_benchmark: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    """Run one training worker in its own process and return what it recorded (see the workers)."""
     result = tmp / f"{tag}.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--data", str(data), "--iters", str(iters),
-           "--result", str(result), "--run-dir", str(tmp / f"run_{tag}"), "--augment", augment]  # fmt: skip
+           "--result", str(result), "--run-dir", str(tmp / f"run_{tag}"), "--augment", augment,
+           "--device", device, "--batch", str(batch)] + (["--cudnn-benchmark"] if cudnn_benchmark else [])  # fmt: skip
     subprocess.run(cmd, check=True)
     out: dict[str, Any] = json.loads(result.read_text())
     return out
@@ -204,7 +226,7 @@ def _intervals(run: dict[str, Any], warmup: int) -> tuple[list[float], list[floa
     return steps, waits[warmup:-1]
 
 
-def _summary(runs: list[dict[str, Any]], warmup: int) -> dict[str, Any]:
+def _summary(runs: list[dict[str, Any]], warmup: int, batch: int = BATCH) -> dict[str, Any]:
     steps: list[float] = []
     waits: list[float] = []
     for run in runs:
@@ -214,10 +236,12 @@ def _summary(runs: list[dict[str, Any]], warmup: int) -> dict[str, Any]:
     t = summarize(steps)
     return {
         "step_s": {"median": round(t.median_s, 4), "min": round(t.min_s, 4), "max": round(t.max_s, 4), "n": t.n},
-        "images_per_s": round(BATCH / t.median_s, 3),
+        "images_per_s": round(batch / t.median_s, 3),
+        "images_per_s_mean": round(batch * len(steps) / sum(steps), 3),
         "data_wait_share": round(sum(waits) / sum(steps), 4),
         "data_wait_ms_median": round(statistics.median(waits) * 1000, 1),
         "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
+        "peak_cuda_mib": max(r.get("peak_cuda_mib", 0.0) for r in runs),
         "setup_s": round(statistics.median(r["starts"][0] - r["call_start"] for r in runs), 2),
         "finish_s": round(statistics.median(r["call_end"] - r["ends"][-1] for r in runs), 2),
         "per_round_median_step_s": [round(statistics.median(_intervals(r, warmup)[0]), 4) for r in runs],
@@ -337,6 +361,9 @@ if __name__ == "__main__":
     parser.add_argument("--result", help=argparse.SUPPRESS)
     parser.add_argument("--run-dir", help=argparse.SUPPRESS)
     parser.add_argument("--augment", default="light", help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=BATCH, help=argparse.SUPPRESS)
+    parser.add_argument("--cudnn-benchmark", action="store_true", help=argparse.SUPPRESS)
     cli = parser.parse_args()
     if cli.worker:
         _worker_main(cli)

@@ -234,3 +234,10 @@ def test_pin_memory(tmp_path: Path, image_factory: Callable[..., Path]) -> None:
 def test_default_num_workers(monkeypatch: pytest.MonkeyPatch, cpus: int, expected: int) -> None:
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
     assert default_num_workers() == expected
+
+
+@pytest.mark.parametrize(("cpus", "expected"), [(2, 0), (4, 3), (16, 8), (64, 8)])
+def test_a_gpu_run_gets_more_loader_workers(monkeypatch: pytest.MonkeyPatch, cpus: int, expected: int) -> None:
+    # On an H100 4 workers left the GPU waiting for data 24% of the time (benchmarks/bench_gpu.py).
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    assert default_num_workers(gpu=True) == expected
