@@ -197,7 +197,7 @@ def main(out_dir: Path, *, quick: bool) -> dict[str, Any]:
         data = make_sample(tmp / "data", n=3, splits=(1.0, 0.0, 0.0))
         photo = sorted((data / "images" / "train").glob("*.jpg"))[0]
         image = F.to_dtype(F.pil_to_tensor(load_image(photo)), torch.float32, scale=True)
-        results = [_bench_model(m, image, tmp, rounds=3 if quick else 8, peak_gflops=peak) for m in models]
+        results = [_bench_model(m, image, tmp, rounds=3 if quick else 4, peak_gflops=peak) for m in models]
     result: dict[str, Any] = {
         "benchmark": "inference",
         "quick": quick,

@@ -263,7 +263,7 @@ def main(out_dir: Path, *, quick: bool) -> dict[str, Any]:
     set_threads(THREADS)
     started = time.perf_counter()
     counts = [100, 200, 400] if quick else [250, 500, 1000, 2000]
-    evaluation = evaluation_table(counts, rounds=1 if quick else 3)
+    evaluation = evaluation_table(counts, rounds=1 if quick else 2)
     if quick:
         training = training_table([256, 384], [1, 2], base_size=384, base_batch=2, steps=2)
     else:

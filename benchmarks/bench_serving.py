@@ -59,8 +59,8 @@ def _jpeg(seed: int) -> bytes:
     return buf.getvalue()
 
 
-def _serve(port: int, max_batch: int) -> None:
-    """Subprocess body: build the predictor and serve it on 127.0.0.1:`port` until terminated."""
+def _serve(port: int, max_batch: int, device: str = "cpu", model: str = MODEL) -> None:
+    """Subprocess body: build the predictor on `device` and serve it on 127.0.0.1:`port` until terminated."""
     import torch
     import uvicorn
 
@@ -70,7 +70,7 @@ def _serve(port: int, max_batch: int) -> None:
 
     set_threads(THREADS)
     torch.manual_seed(0)
-    detector, _ = build_detector(MODEL, num_classes=1, weights="none", download=None)
+    detector, _ = build_detector(model, num_classes=1, weights="none", download=None)
     backbone = detector.model.backbone
     assert isinstance(backbone, torch.nn.Module)
     for m in backbone.modules():  # cumulative BatchNorm statistics from a few random images
@@ -80,11 +80,11 @@ def _serve(port: int, max_batch: int) -> None:
     with torch.no_grad():
         for _ in range(4):
             backbone(torch.rand(2, 3, 320, 320))
-    predictor = Predictor(detector, class_names=["object"], device="cpu", batch_size=max_batch)
+    predictor = Predictor(detector, class_names=["object"], device=device, batch_size=max_batch)
     settings = ServeSettings(
         host="127.0.0.1", port=port, max_batch=max_batch, queue_size=64, timeout_s=REQUEST_TIMEOUT_S
     )
-    app = create_app(LoadedModel.of(predictor, name=MODEL), settings=settings)
+    app = create_app(LoadedModel.of(predictor, name=model), settings=settings)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", server_header=False)
 
 
@@ -148,16 +148,16 @@ async def _load(base: str, images: list[bytes], n_requests: int, concurrency: in
     }
 
 
-async def _bench(quick: bool) -> dict[str, Any]:
-    rounds = 1 if quick else 3
-    per_concurrency = {1: 6, 4: 16, 16: 32} if quick else {1: 24, 4: 48, 16: 96}
+async def _bench(quick: bool, device: str, model: str) -> dict[str, Any]:
+    rounds = 1 if quick else 2
+    per_concurrency = {1: 6, 4: 16, 16: 32} if quick else {1: 16, 4: 48, 16: 96}
     images = [_jpeg(s) for s in range(8)]
     procs: dict[str, subprocess.Popen[bytes]] = {}
     bases: dict[str, str] = {}
     try:
         for name, max_batch in CONFIGS.items():
             port = _free_port()
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", str(port), str(max_batch)]
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", str(port), str(max_batch), device, model]
             procs[name] = subprocess.Popen(cmd)
             bases[name] = f"http://127.0.0.1:{port}"
         for name in CONFIGS:
@@ -184,13 +184,13 @@ def _median(values: list[float]) -> float:
     return float(statistics.median(values))
 
 
-def main(out_dir: Path, *, quick: bool) -> dict[str, Any]:
+def main(out_dir: Path, *, quick: bool, device: str = "cpu", model: str = MODEL) -> dict[str, Any]:
     """Measure both servers at concurrency 1/4/16 (quick: 1 round, fewer requests) and write `serving.json`.
 
     Returns per configuration and concurrency the median requests/s, p50 and p99 latency (ms) over rounds,
     and rows with the throughput ratio batching on / off (min/max over the per-round ratios).
     """
-    raw = asyncio.run(_bench(quick))
+    raw = asyncio.run(_bench(quick, device, model))
     runs = raw["runs"]
     summary: dict[str, dict[str, dict[str, float]]] = {}
     for name in CONFIGS:
@@ -231,26 +231,30 @@ def main(out_dir: Path, *, quick: bool) -> dict[str, Any]:
         )
     result: dict[str, Any] = {
         "name": "serving",
-        "title": f"HTTP serving ({MODEL}, random weights, 640x480 JPEG uploads, loopback): dynamic batching",
+        "title": f"HTTP serving ({model} on {device}, random weights, 640x480 JPEG uploads, loopback): "
+        "dynamic batching",
         "goal": f">= {GOAL_AT_16:g}x requests/s from batching at concurrency 16",
-        "model": MODEL,
+        "model": model,
+        "device": device,
         "rounds": raw["rounds"],
         "requests_per_run": {str(k): v for k, v in raw["requests"].items()},
         "summary": summary,
         "runs": {n: {str(c): v for c, v in d.items()} for n, d in runs.items()},
         "rows": rows,
     }
-    write_result(out_dir, "serving", result)
+    write_result(out_dir, "serving" if device == "cpu" else f"serving_{device.split(':')[0]}", result)
     return result
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--serve":
-        _serve(int(sys.argv[2]), int(sys.argv[3]))
+    if len(sys.argv) == 6 and sys.argv[1] == "--serve":
+        _serve(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5])
         sys.exit(0)
     parser = argparse.ArgumentParser(description="detforge serving: dynamic batching on vs off")
     parser.add_argument("--quick", action="store_true", help="one round with fewer requests")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    parser.add_argument("--device", default="cpu", help="where the servers' model runs (cpu, cuda)")
+    parser.add_argument("--model", default=MODEL, help="zoo model name (random weights)")
     args = parser.parse_args()
-    res = main(args.out, quick=args.quick)
+    res = main(args.out, quick=args.quick, device=args.device, model=args.model)
     print(json.dumps({"summary": res["summary"], "rows": res["rows"]}, indent=2))

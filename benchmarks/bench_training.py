@@ -276,7 +276,7 @@ def main(out_dir: Path, *, quick: bool) -> dict[str, Any]:
     from detforge.data.sample import make_sample
 
     set_threads(THREADS)
-    warmup, timed, rounds = (1, 2, 1) if quick else (2, 6, 2)
+    warmup, timed, rounds = (1, 2, 1) if quick else (2, 10, 2)
     iters = warmup + timed + 1
     started = time.perf_counter()
     runs: dict[str, list[dict[str, Any]]] = {"detforge": [], "plain": []}

@@ -209,6 +209,44 @@ def test_two_workers_give_the_same_batches_as_none_and_resume_is_exact(
     assert _same(_flatten(resumed), _flatten(in_process)[2:])  # a resumed run sees exactly the rest
 
 
+def test_repeat_runs_across_epochs_with_the_batches_of_separate_passes(
+    tmp_path: Path, image_factory: Callable[..., Path]
+) -> None:
+    # One endless iterator lets workers prepare the next epoch early (an H100 waited for the first batch of
+    # every epoch); it must give exactly what one pass per epoch gives, from a mid-epoch resume point too.
+    transforms = build_transforms("strong", train=True, max_size=48)
+    dataset = DetectionDataset(_dataset(tmp_path, image_factory, n=5), transforms)
+
+    def passes(state: dict[str, int], epochs: int) -> list[tuple[int, int, list[Batch]]]:
+        sampler = TrainingSampler(len(dataset), seed=3, repeat_factors=[1.0, 1.7, 1.0, 1.0, 2.0])
+        sampler.load_state_dict(state)
+        loader = build_loader(dataset, batch_size=2, sampler=sampler, num_workers=0, seed=4)
+        out = []
+        for _ in range(epochs):
+            for batch in loader:
+                out.append((sampler.epoch, sampler.position, [batch]))
+                sampler.advance(len(batch.images))
+            sampler.set_epoch(sampler.epoch + 1)
+        return out
+
+    def endless(state: dict[str, int], steps: int, num_workers: int) -> list[tuple[int, int, list[Batch]]]:
+        sampler = TrainingSampler(len(dataset), seed=3, repeat_factors=[1.0, 1.7, 1.0, 1.0, 2.0])
+        sampler.load_state_dict(state)
+        loader = build_loader(dataset, batch_size=2, sampler=sampler, num_workers=num_workers, seed=4, repeat=True)
+        out = []
+        for batch, _ in zip(loader, range(steps), strict=False):
+            sampler.advance(len(batch.images))  # rolls over to the next epoch when this one is used up
+            out.append((sampler.epoch, sampler.position - len(batch.images), [batch]))
+        return out
+
+    start = {"epoch": 2, "position": 2}
+    expected = passes(start, 3)
+    for workers in (0, 2):
+        got = endless(start, len(expected), workers)
+        assert [(e, p) for e, p, _ in got] == [(e, p) for e, p, _ in expected]
+        assert _same(_flatten([b for *_, bs in got for b in bs]), _flatten([b for *_, bs in expected for b in bs]))
+
+
 def test_epochs_differ_and_collate_keeps_order(tmp_path: Path, image_factory: Callable[..., Path]) -> None:
     transforms = build_transforms("strong", train=True, max_size=48)
     dataset = DetectionDataset(_dataset(tmp_path, image_factory, n=3), transforms)

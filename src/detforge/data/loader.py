@@ -27,6 +27,7 @@ from torchvision.transforms.v2 import functional as F
 from detforge.data.clean import sanitize
 from detforge.data.dataset import Dataset
 from detforge.data.images import load_image
+from detforge.data.sampler import TrainingSampler
 from detforge.data.transforms import DetectionTransform, LongestSideCap, to_float_image
 from detforge.errors import DatasetError, InvalidImage
 from detforge.structures import RLE, Annotation, ImageRecord, Polygons, Problem
@@ -239,13 +240,31 @@ class _SeededBatchSampler:
     `epoch` gets one counted here, one per pass.
     """
 
-    def __init__(self, sampler: Sampler[int], batch_size: int, seed: int) -> None:
+    def __init__(self, sampler: Sampler[int], batch_size: int, seed: int, repeat: bool = False) -> None:
         self.sampler = sampler
         self.batch_size = batch_size
         self.seed = seed
+        self.repeat = repeat
         self._passes = 0  # epoch counter for samplers that have no `epoch`
 
     def __iter__(self) -> Iterator[list[SeededIndex]]:
+        if self.repeat and isinstance(self.sampler, TrainingSampler):
+            return self._endless(self.sampler)
+        return self._one_pass()
+
+    def _endless(self, sampler: TrainingSampler) -> Iterator[list[SeededIndex]]:
+        """The current epoch from its position, then every following epoch from 0, batch by batch."""
+        epoch, start = sampler.epoch, sampler.position
+        while True:
+            indices = sampler.indices_of(epoch)[start:]
+            for first in range(0, len(indices), self.batch_size):
+                yield [
+                    SeededIndex(int(index), item_seed(self.seed, epoch, sampler.rank, start + first + k))
+                    for k, index in enumerate(indices[first : first + self.batch_size])
+                ]
+            epoch, start = epoch + 1, 0
+
+    def _one_pass(self) -> Iterator[list[SeededIndex]]:
         epoch = getattr(self.sampler, "epoch", None)
         if epoch is None:
             epoch, self._passes = self._passes, self._passes + 1
@@ -280,6 +299,7 @@ def build_loader(
     num_workers: int,
     pin_memory: bool = False,
     seed: int = 0,
+    repeat: bool = False,
 ) -> DataLoader[tuple[Tensor, Target]]:
     """A DataLoader yielding `Batch`es of `dataset` in `sampler`'s order (all items in order when None).
 
@@ -287,6 +307,9 @@ def build_loader(
     `seed`, the sampler's epoch/position and the dataset, not on `num_workers`. The last batch may be
     smaller. With `num_workers > 0` workers persist across epochs and a worker that produces nothing for
     `WORKER_TIMEOUT_S` seconds raises instead of hanging. The loader never touches torch's global RNG.
+    `repeat` (with a `TrainingSampler`): one iterator runs through epoch after epoch, so workers prepare the
+    next epoch's first batches while the last ones train (no stall at epoch starts; the batches are the
+    same as successive one-epoch passes); the consumer advances the sampler (`TrainingSampler.advance`).
     """
     if batch_size < 1:
         raise ValueError(f"build_loader: batch_size must be >= 1, got {batch_size}")
@@ -295,7 +318,7 @@ def build_loader(
     order: Sampler[int] = sampler if sampler is not None else SequentialSampler(dataset)
     return DataLoader(
         dataset,
-        batch_sampler=_SeededBatchSampler(order, batch_size, seed),  # type: ignore[arg-type]
+        batch_sampler=_SeededBatchSampler(order, batch_size, seed, repeat),  # type: ignore[arg-type]
         num_workers=num_workers,
         collate_fn=collate,  # type: ignore[arg-type]
         pin_memory=pin_memory,

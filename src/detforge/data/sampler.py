@@ -88,7 +88,11 @@ class TrainingSampler(Sampler[int]):
             self._position = 0
 
     def advance(self, n: int) -> None:
-        """Record that the trainer consumed the next `n` indices of this epoch (on this rank)."""
+        """Record that the trainer consumed the next `n` indices (on this rank). When the current epoch is
+        used up, `n > 0` indices belong to the next epoch, which starts first (a loader built with
+        ``repeat=True`` runs on across epochs; batches never straddle two)."""
+        if n > 0 and self._position == self.epoch_length:
+            self.set_epoch(self._epoch + 1)
         if n < 0 or self._position + n > self.epoch_length:
             raise ValueError(
                 f"TrainingSampler.advance({n}): position {self._position} + {n} would leave epoch {self._epoch} "
@@ -103,8 +107,15 @@ class TrainingSampler(Sampler[int]):
 
     def epoch_indices(self) -> list[int]:
         """This rank's complete index list for the current epoch (a pure function of seed, epoch, rank)."""
-        if self._cache is None or self._cache[0] != self._epoch:
-            self._cache = (self._epoch, self._compute(self._epoch))
+        return self.indices_of(self._epoch)
+
+    def indices_of(self, epoch: int) -> list[int]:
+        """This rank's complete index list for `epoch` (any epoch; the sampler's own state is unchanged)."""
+        if self._cache is None or self._cache[0] != epoch:
+            indices = self._compute(epoch)
+            if epoch != self._epoch:
+                return indices
+            self._cache = (epoch, indices)
         return self._cache[1]
 
     def _compute(self, epoch: int) -> list[int]:

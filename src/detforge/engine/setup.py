@@ -171,6 +171,7 @@ def build_train_loader(
         num_workers=_workers(config, gpu=pin_memory),
         pin_memory=pin_memory,
         seed=config.train.seed,
+        repeat=True,
     )
     return sampler, loader
 
