@@ -78,3 +78,25 @@ def test_drain_finishes_queued_images_then_refuses_new_ones(fake_predictor) -> N
 
     asyncio.run(main())
     assert predictor.batches == [1, 1, 1]
+
+
+def test_by_default_a_lone_image_runs_at_once_and_queued_images_share_a_batch() -> None:
+    # A fixed wait for the batch to fill held every lone request back: on an H100, batching with a 10 ms
+    # wait served 27.7 req/s at concurrency 1 against 52.8 without batching. Now nothing waits on a timer.
+    class Holder:
+        pass
+
+    async def main() -> None:
+        batcher = Batcher(Holder(), max_batch=8)  # type: ignore[arg-type]
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        queue.put_nowait("a")
+        collecting = asyncio.create_task(batcher._collect(queue))  # type: ignore[arg-type]
+        for _ in range(3):
+            await asyncio.sleep(0)  # no timer runs here: only a collector that does not wait can finish
+        assert collecting.done() and collecting.result() == ["a"]
+        for job in "bcd":
+            queue.put_nowait(job)
+        assert await batcher._collect(queue) == ["b", "c", "d"]  # type: ignore[arg-type]
+
+    asyncio.run(main())
+    assert ServeSettings().max_wait_ms == 0

@@ -15,7 +15,7 @@ def serve(
     port: int = 8000,
     token: str | None = None,
     max_batch: int = 8,
-    max_wait_ms: float = 10.0,
+    max_wait_ms: float = 0.0,
     max_body_mb: float = 20.0,
     timeout_s: float = 30.0,
 ) -> None:

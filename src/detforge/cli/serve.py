@@ -15,7 +15,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--token", default=None, help="bearer token required by /v1 (default: $DETFORGE_TOKEN)")
     p.add_argument("--max-batch", dest="max_batch", type=int, default=8)
-    p.add_argument("--max-wait-ms", dest="max_wait_ms", type=float, default=10.0)
+    p.add_argument(
+        "--max-wait-ms",
+        dest="max_wait_ms",
+        type=float,
+        default=0.0,
+        help="extra wait for a batch to fill (default 0: batch what is queued; batches grow under load)",
+    )
     p.add_argument("--max-body-mb", dest="max_body_mb", type=float, default=20.0)
     p.add_argument("--timeout-s", dest="timeout_s", type=float, default=30.0)
     p.set_defaults(handler=_serve)

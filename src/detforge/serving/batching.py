@@ -48,8 +48,9 @@ class _Job:
 
 class Batcher:
     """Collects submitted images into batches of up to `max_batch`, waiting at most `max_wait_ms` after the
-    first, and runs each batch as one `predict_tensors` call on a single worker thread with the model
-    `holder` has when the batch starts. At most `queue_size` images wait; `submit` raises QueueFull beyond.
+    first (0: takes what is queued and runs at once), and runs each batch as one `predict_tensors` call on
+    a single worker thread with the model `holder` has when the batch starts. At most `queue_size` images
+    wait; `submit` raises QueueFull beyond.
 
     Use inside a running event loop: `start()`, `await submit(image)`, `await drain()`.
     `on_batch(size)` and `on_depth(depth)` are called for metrics.
@@ -60,7 +61,7 @@ class Batcher:
         holder: ModelHolder,
         *,
         max_batch: int = 8,
-        max_wait_ms: float = 10.0,
+        max_wait_ms: float = 0.0,
         queue_size: int = 64,
         on_batch: Callable[[int], None] | None = None,
         on_depth: Callable[[int], None] | None = None,
