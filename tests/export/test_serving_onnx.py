@@ -34,6 +34,7 @@ def test_onnx_file_is_served_like_the_artifact(tiny_onnx, tiny_artifact) -> None
         bodies.append((info, response.json()))
     (info_pt, pt), (info_onnx, onnx) = bodies
     assert info_onnx["classes"] == info_pt["classes"]
+    assert info_onnx["input_size"] == info_pt["input_size"] is not None  # was null for ONNX files
     assert len(onnx["boxes"]) == len(pt["boxes"])
     if pt["boxes"]:
         assert np.abs(np.array(onnx["boxes"]) - np.array(pt["boxes"])).max() < 0.05

@@ -71,6 +71,8 @@ class OnnxDetector:
         self.num_classes: int = self.metadata.num_classes
         self.class_names: tuple[str, ...] = self.metadata.class_names
         self.score_threshold: float = self.metadata.score_threshold
+        self.min_size: int = self.metadata.min_size  # the resize bounds baked into the graph (px)
+        self.max_size: int = self.metadata.max_size
         self.input_name = self.session.get_inputs()[0].name
 
     def run_graph(self, image: np.ndarray) -> list[np.ndarray]:
