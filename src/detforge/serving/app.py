@@ -12,11 +12,12 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from importlib import resources
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
-from starlette.datastructures import UploadFile
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.datastructures import Headers, UploadFile
 
 from detforge.serving.auth import bearer_guard
 from detforge.serving.batching import Batcher, BatchResult, QueueFull, ShuttingDown
@@ -24,7 +25,7 @@ from detforge.serving.errors import ApiError, error_response, install_error_hand
 from detforge.serving.limits import BodyLimitMiddleware, decode_upload
 from detforge.serving.metrics import CONTENT_TYPE, MetricsMiddleware, ServingMetrics
 from detforge.serving.reload import LoadedModel, ModelHolder, ServingPredictor, warm_up
-from detforge.serving.schemas import DetectResponse, ImageSize, ModelResponse, Timing
+from detforge.serving.schemas import DetectResponse, ErrorResponse, ImageSize, ModelResponse, Timing
 from detforge.serving.settings import ServeSettings
 
 __all__ = ["create_app"]
@@ -36,6 +37,50 @@ _PAGE_CSP = (
     "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
 )
 _STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+
+# What the OpenAPI document says about errors and the detect body (the handlers read the body themselves).
+_ERROR_DOCS = {
+    400: "malformed multipart body",
+    401: "missing or wrong bearer token (when the server has one)",
+    413: "body over max_body_mb, or image over max_pixels",
+    415: "body neither multipart/form-data nor an image, or an image format not accepted",
+    422: "invalid query parameter, no multipart file field 'image', or empty/corrupt image data",
+    503: "queue full, shutting down, or not ready (with Retry-After)",
+    504: "the request took longer than timeout_s",
+}
+_BINARY: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}
+_DETECT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {"image": {"type": "string", "format": "binary"}},
+                }
+            },
+            **{media: _BINARY for media in ("image/jpeg", "image/png", "image/webp", "image/bmp", "image/tiff")},
+            "application/octet-stream": _BINARY,
+        },
+    }
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries: each error status in the ErrorResponse shape."""
+    return {code: {"model": ErrorResponse, "description": _ERROR_DOCS[code]} for code in codes}
+
+
+class _JsonCorsMiddleware(CORSMiddleware):
+    """CORSMiddleware whose refused preflights (400) carry the API's JSON error body, code "cors_rejected"."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        headers = {k: v for k, v in response.headers.items() if k not in ("content-type", "content-length")}
+        return error_response(400, "cors_rejected", bytes(response.body).decode("utf-8", "replace"), headers)
 
 
 def _holder(predictor: ServingPredictor | LoadedModel | ModelHolder) -> ModelHolder:
@@ -129,7 +174,12 @@ def create_app(predictor: ServingPredictor | LoadedModel | ModelHolder, *, setti
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(bearer_guard(settings.token))])
 
-    @v1.post("/detect", response_model=DetectResponse)
+    @v1.post(
+        "/detect",
+        response_model=DetectResponse,
+        responses=_errors(400, 401, 413, 415, 422, 503, 504),
+        openapi_extra=_DETECT_BODY,
+    )
     async def detect(
         request: Request, score_threshold: float | None = Query(None, ge=0.0, le=1.0)
     ) -> DetectResponse:
@@ -152,7 +202,7 @@ def create_app(predictor: ServingPredictor | LoadedModel | ModelHolder, *, setti
         threshold = result.model.default_threshold if score_threshold is None else score_threshold
         return _response(result, threshold, round((time.perf_counter() - started) * 1000.0, 3))
 
-    @v1.get("/model", response_model=ModelResponse)
+    @v1.get("/model", response_model=ModelResponse, responses=_errors(401))
     async def model_info() -> ModelResponse:
         model = holder.current()
         return ModelResponse(
@@ -169,13 +219,13 @@ def create_app(predictor: ServingPredictor | LoadedModel | ModelHolder, *, setti
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", response_model=None)
+    @app.get("/readyz", response_model=None, responses=_errors(503))
     async def readyz() -> JSONResponse:
         if not ready.is_set():
             return error_response(503, "not_ready", "the model is loading or warming up", {"Retry-After": "1"})
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> Response:
         metrics.queue_depth.set(batcher.depth)
         return Response(metrics.render(), media_type=CONTENT_TYPE)
@@ -196,7 +246,7 @@ def create_app(predictor: ServingPredictor | LoadedModel | ModelHolder, *, setti
 
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            _JsonCorsMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
