@@ -2,7 +2,10 @@
 
 A checkpoint is a dict of tensors and plain Python values only (loadable with `weights_only=True`).
 `last.pt` is the newest state; before it is replaced, the previous one is kept as `last.prev.pt`, so a
-kill at any moment leaves at least one complete file that `load_resume_checkpoint` can use.
+kill at any moment leaves at least one complete file that `load_resume_checkpoint` can use. A save first
+completes `.last.pt.new` (via a temp file, fsync and rename), then renames it to `last.pt`; a kill
+between those renames leaves the newest state in `.last.pt.new`, and a kill while writing leaves a partial
+temp file `.<name>.<pid>.tmp`, which the next resume removes.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,15 +21,18 @@ from typing import Any
 import torch
 
 from detforge.errors import CheckpointError
+from detforge.models.safeload import scan_torch_file
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "LAST",
+    "LAST_NEW",
     "LAST_PREV",
     "atomic_torch_save",
     "load_checkpoint",
     "load_resume_checkpoint",
     "non_finite_tensors",
+    "remove_partial_files",
     "save_last",
 ]
 
@@ -35,6 +42,8 @@ CHECKPOINT_FORMAT = "detforge-train-checkpoint"
 CHECKPOINT_VERSION = 1
 LAST = "last.pt"
 LAST_PREV = "last.prev.pt"
+LAST_NEW = f".{LAST}.new"
+_PARTIAL = re.compile(r"\..+\.\d+\.tmp")  # `atomic_torch_save`'s temp files: .<name>.<pid>.tmp
 
 
 def non_finite_tensors(state: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -98,7 +107,7 @@ def save_last(state: Mapping[str, Any], folder: Path) -> Path:
     full = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
     last, prev = folder / LAST, folder / LAST_PREV
     # Serialise and check first, so a refused or failed save leaves both files as they were.
-    tmp = atomic_torch_save(full, folder / f".{LAST}.new", check_keys=("model", "ema"))
+    tmp = atomic_torch_save(full, folder / LAST_NEW, check_keys=("model", "ema"))
     if last.exists():
         os.replace(last, prev)
     os.replace(tmp, last)
@@ -107,7 +116,18 @@ def save_last(state: Mapping[str, Any], folder: Path) -> Path:
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a file written by `save_last` with `weights_only=True`; CheckpointError if unreadable."""
+    """Load a file written by `save_last` with `weights_only=True`; CheckpointError if unreadable.
+
+    Before anything is unpickled, the file's pickle opcodes are scanned (`detforge.models.safeload`): a
+    file that would import anything but tensor types is refused with an error naming that import.
+    """
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        scan_torch_file(path)
+    except CheckpointError as exc:  # its message starts with the path (and the archive member)
+        detail = str(exc).removeprefix(str(path)).lstrip(":")
+        raise CheckpointError(f"{path}: not a readable checkpoint ({detail})") from None
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
@@ -123,17 +143,35 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return obj
 
 
+def remove_partial_files(folder: Path) -> list[Path]:
+    """Delete the temp files that saves killed mid-write left in `folder` (never complete checkpoints);
+    returns what was removed. Call only when no save into `folder` is running."""
+    removed = []
+    for path in sorted(folder.glob(".*.tmp")):
+        if _PARTIAL.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    if removed:
+        logger.warning("removed %d partial file(s) of interrupted saves: %s", len(removed), [p.name for p in removed])
+    return removed
+
+
 def load_resume_checkpoint(folder: Path, map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], Path]:
-    """The newest valid checkpoint in `folder` (`last.pt`, else `last.prev.pt`) and its path.
+    """The newest valid checkpoint in `folder` and its path: `.last.pt.new` (a save killed between its
+    renames, complete but not yet named `last.pt`), else `last.pt`, else `last.prev.pt`.
 
     A damaged or partial `last.pt` (e.g. from a kill during a save on a filesystem without atomic rename)
-    is skipped with a warning naming it. CheckpointError when no valid checkpoint exists.
+    is skipped with a warning naming it. Partial temp files of killed saves are removed first (see
+    `remove_partial_files`). CheckpointError when no valid checkpoint exists.
     """
+    if folder.is_dir():
+        remove_partial_files(folder)
     problems: list[str] = []
-    for name in (LAST, LAST_PREV):
+    for name in (LAST_NEW, LAST, LAST_PREV):
         path = folder / name
         if not path.exists():
-            problems.append(f"{path}: missing")
+            if name != LAST_NEW:
+                problems.append(f"{path}: missing")
             continue
         try:
             state = load_checkpoint(path, map_location)
@@ -141,7 +179,10 @@ def load_resume_checkpoint(folder: Path, map_location: str | torch.device = "cpu
             problems.append(str(exc))
             logger.warning("skipping damaged checkpoint: %s; trying the previous one", exc)
             continue
-        if name != LAST:
+        if name == LAST_NEW:
+            logger.warning("resuming from %s (iteration %s): a save was interrupted after this file was complete",
+                           path, state.get("iteration"))  # fmt: skip
+        elif name != LAST:
             logger.warning("resuming from %s (iteration %s) because %s", path, state.get("iteration"), problems[-1])
         return state, path
     raise CheckpointError(f"no valid checkpoint to resume from in {folder}: " + "; ".join(problems))

@@ -21,6 +21,7 @@ from detforge.engine.distributed import DistInfo, all_true, broadcast_flag
 from detforge.engine.ema import ModelEMA
 from detforge.engine.logs import TrainLogger
 from detforge.engine.result import EvalRecord, StopReason, TrainingDiverged
+from detforge.errors import CheckpointError, DatasetError, DetforgeError
 from detforge.structures.detections import Target
 
 if TYPE_CHECKING:
@@ -110,6 +111,81 @@ def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _clearer_loader_error(exc: BaseException, loader: Any) -> DetforgeError | None:
+    """What to raise instead of `exc` from the training data loader, or None to raise `exc` unchanged."""
+    if isinstance(exc, DetforgeError):
+        return _without_worker_traceback(exc)
+    if isinstance(exc, RuntimeError):
+        return _loader_failure(exc, loader)
+    return None
+
+
+def _without_worker_traceback(exc: DetforgeError) -> DetforgeError | None:
+    """`exc` with its own message again when torch re-raised it from a loader worker ("Caught X in DataLoader
+    worker process N. Original Traceback ..."), plus which worker; None when it was not re-raised so."""
+    text = str(exc)
+    head, _, rest = text.partition("\n")
+    if not head.startswith("Caught ") or "Original Traceback" not in rest:
+        return None
+    marker = f"{type(exc).__module__}.{type(exc).__qualname__}: "
+    message = rest.rpartition(marker)[2].strip() if marker in rest else rest.strip().splitlines()[-1]
+    where = head.partition(" in ")[2].rstrip(".").replace("DataLoader", "data loader") or "a data loader worker"
+    return type(exc)(f"{message} (raised in {where})")
+
+
+def _loader_failure(exc: RuntimeError, loader: Any) -> DatasetError | None:
+    """A DatasetError explaining torch's "worker died" / "timed out" loader errors; None for other errors."""
+    text = str(exc)
+    workers = getattr(loader, "num_workers", "?")
+    if text.startswith("DataLoader worker"):
+        cause = f" ({str(exc.__cause__).strip()})" if exc.__cause__ is not None else ""
+        return DatasetError(
+            f"data loader worker died: {text}{cause}. A worker process loading training images with "
+            f"data.num_workers={workers} was killed (often by the out-of-memory killer) or crashed; retry with "
+            "data.num_workers=0 to load in the training process (a failing image is then named), or lower "
+            "train.batch_size to use less memory"
+        )
+    if text.startswith("DataLoader timed out"):
+        timeout = float(getattr(loader, "timeout", 0.0))
+        return DatasetError(
+            f"data loading stalled: no batch from the {workers} data loader worker processes for {timeout:g} s "
+            "(a worker hangs, e.g. reading from a stalled network drive); retry with data.num_workers=0 to load "
+            "in the training process"
+        )
+    return None
+
+
+def _shape(value: object) -> object:
+    return list(value.shape) if isinstance(value, Tensor) else type(value).__name__
+
+
+def _check_weights(saved: Any, detector: nn.Module, listed: int = 8) -> None:
+    """CheckpointError naming missing, unexpected and mis-shaped keys when `saved` does not fit `detector`."""
+    own = detector.state_dict()
+    saved = saved if isinstance(saved, dict) else {}
+    found = {
+        "missing": [k for k in own if k not in saved],
+        "unexpected": [str(k) for k in saved if k not in own],
+        "wrong shape": [
+            f"{k} (checkpoint {_shape(v)}, model {list(own[k].shape)})"
+            for k, v in saved.items()
+            if k in own and (not isinstance(v, Tensor) or v.shape != own[k].shape)
+        ],
+    }
+    problems = [
+        f"{label}: {', '.join(keys[:listed])}" + (f" ... and {len(keys) - listed} more" if len(keys) > listed else "")
+        for label, keys in found.items()
+        if keys
+    ]
+    if problems:
+        name, classes = getattr(detector, "name", "?"), getattr(detector, "num_classes", "?")
+        raise CheckpointError(
+            f"the checkpoint's model weights do not match this model ({name}, {classes} classes): "
+            + "; ".join(problems)
+            + ". Resume with the settings and data the run started with (its config.yaml), or start a new run"
+        )
+
+
 class Hook:
     """Something run around the loop; override what you need. Hooks run in list order on every rank."""
 
@@ -161,8 +237,22 @@ class Trainer:
             except StopIteration:  # end of epoch: the next one starts at position 0
                 self.sampler.set_epoch(self.sampler.epoch + 1)
                 self._batches = None
+            except BaseException as exc:
+                self._close_batches()
+                clearer = _clearer_loader_error(exc, self.loader)
+                if clearer is None:
+                    raise
+                raise clearer from exc
         self.sampler.advance(len(batch))
         return batch.to(self.device, non_blocking=True)
+
+    def _close_batches(self) -> None:
+        """Stop the loader's worker processes now: left to the garbage collector after an error, torch's
+        shutdown waits 5 s per worker (measured) at whatever moment the collection happens."""
+        batches, self._batches = self._batches, None
+        shutdown = getattr(batches, "_shutdown_workers", None)
+        if callable(shutdown):
+            shutdown()
 
     def step(self) -> dict[str, float]:
         """One optimizer step over `accumulate` batches; the mean of each loss term and their sum "loss".
@@ -249,7 +339,11 @@ class Trainer:
         }
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
-        """Continue exactly where `state_dict()` was taken (RNG included; other ranks get their own stream)."""
+        """Continue exactly where `state_dict()` was taken (RNG included; other ranks get their own stream).
+
+        CheckpointError naming the keys when the saved weights do not fit this model (e.g. the classes changed).
+        """
+        _check_weights(ckpt["model"], self.detector)
         self.detector.load_state_dict(ckpt["model"])
         if self.ema is not None:
             if ckpt.get("ema") is None:
