@@ -168,3 +168,16 @@ def test_resume_is_exact_with_loader_workers(
     monkeypatch.setattr("detforge.engine.callbacks.save_last", real_save)
     train_from_config(config, out_dir=tmp_path / "resumed", resume=True, progress=False)
     assert _losses(tmp_path / "resumed") == _losses(reference.out_dir)
+
+
+@pytest.mark.usefixtures("tiny_detector")
+def test_a_fresh_run_clears_temp_files_a_killed_first_save_left(
+    make_config: Callable[..., Config], tmp_path: Path
+) -> None:
+    checkpoints = tmp_path / "run" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    partial = checkpoints / ".last.pt.new.4242.tmp"  # what SIGKILL during the very first save leaves
+    partial.write_bytes(b"PK\x03\x04 half a checkpoint")
+    train_from_config(make_config("train.max_iter=2", "eval.period=2"), out_dir=tmp_path / "run", progress=False)
+    assert not partial.exists()
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.pt", "last.pt"]

@@ -22,7 +22,7 @@ import torch
 from detforge import __version__
 from detforge.config import Config, check_schedule, dump_config
 from detforge.engine.callbacks import BEST, CheckpointHook, EvalHook, LogHook, TimeBudgetHook
-from detforge.engine.checkpoint import LAST, load_resume_checkpoint
+from detforge.engine.checkpoint import LAST, load_resume_checkpoint, remove_partial_files
 from detforge.engine.distributed import DistInfo, cleanup, env_dist_info, init_process_group
 from detforge.engine.ema import ModelEMA
 from detforge.engine.evaluate import run_evaluation
@@ -43,6 +43,7 @@ from detforge.engine.setup import (
 )
 from detforge.errors import CheckpointError, ConfigError
 from detforge.fileio import atomic_write_json, atomic_write_text
+from detforge.models.safeload import scan_torch_file
 
 if TYPE_CHECKING:
     from detforge.models.detector import Detector
@@ -103,6 +104,7 @@ def _prepare_out_dir(out_dir: Path, resume: bool, info: DistInfo) -> None:
         )
     if info.is_main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
+        remove_partial_files(ckpt_dir)  # a run killed during its first save left only a temp file
         if not resume:
             (out_dir / METRICS_FILE).unlink(missing_ok=True)
 
@@ -261,7 +263,10 @@ def _write_artifact(trainer: Trainer, splits: DataSplits, out_dir: Path) -> None
     extra: dict[str, str | float] = {"iterations": float(trainer.state.iteration), "metric": trainer.config.eval.metric}
     if best.exists():
         try:
+            scan_torch_file(best)  # refuse anything but tensors before unpickling (CheckpointError)
             weights = torch.load(best, map_location=trainer.device, weights_only=True)
+        except CheckpointError:
+            raise
         except Exception as exc:
             raise CheckpointError(f"{best}: cannot be read back ({exc.__class__.__name__}: {exc})") from None
         model.load_state_dict(weights["model"])
