@@ -30,7 +30,8 @@ def test_cpu_choices_are_small_and_explained() -> None:
     assert config.model.min_size == 480  # median short side, under the CPU cap of 512
     assert config.model.max_size == 800  # keeps the model's 853/512 ratio
     assert config.train.batch_size == 2
-    assert config.train.lr == 0.02 * 2 / 16
+    assert config.train.lr == 2 * 0.02 * 2 / 16  # twice the linear-scaling rule on a short CPU schedule
+    assert config.train.clip_grad_norm == 10.0
     assert 100 <= config.train.max_iter <= 24 * 168 // 2
     assert config.train.warmup_iters == min(200, max(10, config.train.max_iter // 10))
     assert 1 <= config.eval.period <= config.train.max_iter
@@ -98,13 +99,13 @@ def test_result_is_a_valid_frozen_config() -> None:
     assert config.train.batch_size == 4  # more cores, bigger batch
 
 
-def test_gpu_runs_clip_gradients_unless_the_user_says_otherwise() -> None:
+def test_runs_clip_gradients_unless_the_user_says_otherwise() -> None:
     # Without clipping, MobileNetV2-FPN at the linear-scaled lr 0.01 / batch 8 diverged at iteration 152 on an H100.
     gpu, reasons = auto_config(_dataset(100, 20), device="cuda", cpu_count=16)
-    assert gpu.train.clip_grad_norm == 10.0
-    assert any(r.startswith("train.clip_grad_norm = 10.0: CUDA") for r in reasons)
+    assert gpu.train.clip_grad_norm == 10.0 and gpu.train.lr == 0.02 * 8 / 16  # the plain rule on a GPU
+    assert any(r.startswith("train.clip_grad_norm = 10.0: guards against loss spikes") for r in reasons)
     cpu, _ = auto_config(_dataset(100, 20), device="cpu", cpu_count=2)
-    assert cpu.train.clip_grad_norm is None
+    assert cpu.train.clip_grad_norm == 10.0
     for given in ("train.clip_grad_norm=3", "train.clip_grad_norm=null"):
         base = load_config(None, [given])
         chosen, _ = auto_config(_dataset(100, 20), device="cuda", cpu_count=16, base=base)
