@@ -15,8 +15,8 @@ from typing import Any, cast
 
 import torch
 
+from detforge.export.graph_patches import export_patches
 from detforge.export.metadata import ExportError, ExportMetadata
-from detforge.export.roi_pool import gather_merged_pooling
 from detforge.export.torchscript import detection_graph
 from detforge.fileio import atomic_write_bytes
 from detforge.models.detector import Detector
@@ -71,7 +71,7 @@ def export_onnx(detector: Detector, metadata: ExportMetadata, out: Path, *, opse
     buffer = io.BytesIO()
     sample = torch.rand(_SAMPLE_SIZE, generator=torch.Generator().manual_seed(0))
     try:
-        with torch.no_grad(), warnings.catch_warnings(), gather_merged_pooling(detector.model):
+        with torch.no_grad(), warnings.catch_warnings(), export_patches(detector.model):
             warnings.simplefilter("ignore")  # tracer warnings about Python values; the graph is checked by parity
             torch.onnx.export(
                 graph,
