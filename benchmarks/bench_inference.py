@@ -2,8 +2,8 @@
 
 Models: `fasterrcnn_resnet50_fpn` and `fasterrcnn_mobilenet_v3_large_fpn` at their default size (800),
 random weights with BatchNorm statistics set from a few train-mode passes first, so eval mode
-normalises (quick: `fasterrcnn_mobilenet_v2_fpn` at 512, ImageNet backbone, random heads). One
-sample photo (`make_sample`), 2 threads.
+normalises; and detforge's CPU default `fasterrcnn_mobilenet_v2_fpn` at 512 (ImageNet backbone, random
+heads; the only model in quick mode). One sample photo (`make_sample`), 2 threads.
 Backends, timed interleaved after warm-up: torchvision eager (`model.eval(); model([img])` under
 `torch.inference_mode`), `Detector.predict` eager, `Detector.predict` with channels_last weights, ONNX
 Runtime on a `detforge.export` file, and (MobileNets) ONNX Runtime on that file after int8 dynamic quantisation.
@@ -198,7 +198,11 @@ def main(out_dir: Path, *, quick: bool) -> dict[str, Any]:
     # (model, rounds, int8): the two models at their default sizes; quick: the demo's model only.
     models = [("fasterrcnn_mobilenet_v2_fpn", 3, True)]
     if not quick:
-        models = [("fasterrcnn_resnet50_fpn", 3, False), ("fasterrcnn_mobilenet_v3_large_fpn", 4, True)]
+        models = [
+            ("fasterrcnn_resnet50_fpn", 3, False),
+            ("fasterrcnn_mobilenet_v3_large_fpn", 4, True),
+            ("fasterrcnn_mobilenet_v2_fpn", 4, False),  # detforge's CPU default (the demo's model)
+        ]
     with tempfile.TemporaryDirectory(prefix="bench-inference-") as tmp_name:
         tmp = Path(tmp_name)
         data = make_sample(tmp / "data", n=3, splits=(1.0, 0.0, 0.0))
