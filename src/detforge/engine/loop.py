@@ -155,28 +155,11 @@ def _loader_failure(exc: RuntimeError, loader: Any) -> DatasetError | None:
     return None
 
 
-def _shape(value: object) -> object:
-    return list(value.shape) if isinstance(value, Tensor) else type(value).__name__
-
-
-def _check_weights(saved: Any, detector: nn.Module, listed: int = 8) -> None:
+def _check_weights(saved: Any, detector: nn.Module) -> None:
     """CheckpointError naming missing, unexpected and mis-shaped keys when `saved` does not fit `detector`."""
-    own = detector.state_dict()
-    saved = saved if isinstance(saved, dict) else {}
-    found = {
-        "missing": [k for k in own if k not in saved],
-        "unexpected": [str(k) for k in saved if k not in own],
-        "wrong shape": [
-            f"{k} (checkpoint {_shape(v)}, model {list(own[k].shape)})"
-            for k, v in saved.items()
-            if k in own and (not isinstance(v, Tensor) or v.shape != own[k].shape)
-        ],
-    }
-    problems = [
-        f"{label}: {', '.join(keys[:listed])}" + (f" ... and {len(keys) - listed} more" if len(keys) > listed else "")
-        for label, keys in found.items()
-        if keys
-    ]
+    from detforge.models.artifact import state_dict_problems
+
+    problems = state_dict_problems(saved if isinstance(saved, dict) else {}, detector.state_dict(), "checkpoint")
     if problems:
         name, classes = getattr(detector, "name", "?"), getattr(detector, "num_classes", "?")
         raise CheckpointError(

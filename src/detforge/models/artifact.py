@@ -157,17 +157,24 @@ def _section(obj: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
     return value
 
 
-def _check_state(state: Mapping[str, Any], own: Mapping[str, Tensor], where: str) -> None:
+def state_dict_problems(state: Mapping[str, Any], own: Mapping[str, Tensor], source: str = "file") -> list[str]:
+    """How saved weights `state` differ from a model's `own` state dict, one "label: keys" line per kind
+    (not tensors, missing, unexpected, wrong shape with both shapes; `source` names the saved side);
+    empty when they fit."""
     not_tensors = [str(k) for k, v in state.items() if not isinstance(v, Tensor)]
     missing = [k for k in own if k not in state]
     unexpected = [str(k) for k in state if k not in own]
     shapes = [
-        f"{k} (file {list(v.shape)}, model {list(own[k].shape)})"
+        f"{k} ({source} {list(v.shape)}, model {list(own[k].shape)})"
         for k, v in state.items()
         if isinstance(v, Tensor) and k in own and v.shape != own[k].shape
     ]
     found = (("not tensors", not_tensors), ("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes))
-    problems = [f"{label}: {_names(keys)}" for label, keys in found if keys]
+    return [f"{label}: {_names(keys)}" for label, keys in found if keys]
+
+
+def _check_state(state: Mapping[str, Any], own: Mapping[str, Tensor], where: str) -> None:
+    problems = state_dict_problems(state, own)
     if problems:
         raise CheckpointError(f"{where}: the weights do not match the model: " + "; ".join(problems))
 
