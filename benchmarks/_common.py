@@ -26,6 +26,7 @@ __all__ = [
     "Timing",
     "current_rss_mib",
     "interleaved",
+    "latency_rows",
     "machine_info",
     "matmul_peak_gflops",
     "peak_rss_mib",
@@ -118,6 +119,31 @@ def interleaved(
                 calls[name]()
                 samples[name].append(time.perf_counter() - start)
     return samples
+
+
+def latency_rows(
+    calls: Mapping[str, Callable[[], Any]], samples: Mapping[str, Sequence[float]], reference: Any, baseline: str
+) -> dict[str, dict[str, Any]]:
+    """Per backend: its latency (ms), speed-up over `baseline`'s median and how its detections (one more
+    call) differ from `reference` (a list of Detections): detections, max box px / score difference,
+    count and label mismatches."""
+    from detforge.export import compare_detections
+
+    base = summarize(samples[baseline]).median_s
+    rows: dict[str, dict[str, Any]] = {}
+    for name, call in calls.items():
+        t = summarize(samples[name])
+        diff = compare_detections(reference, call())
+        rows[name] = {
+            **t.as_ms(),
+            "speedup_vs_torchvision_eager": round(base / t.median_s, 3),
+            "detections": diff.detections,
+            "max_box_diff_px": round(diff.max_box_diff_px, 6),
+            "max_score_diff": round(diff.max_score_diff, 6),
+            "count_mismatch": diff.count_mismatch,
+            "label_mismatch": diff.label_mismatch,
+        }
+    return rows
 
 
 def matmul_peak_gflops(*, size: int = 2048, threads: int = THREADS, runs: int = 7) -> dict[str, float]:

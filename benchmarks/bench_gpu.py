@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _common import interleaved, machine_info, summarize, write_result  # noqa: E402
+from _common import interleaved, latency_rows, machine_info, write_result  # noqa: E402
 
 GPU_BATCH = 8
 
@@ -37,19 +37,19 @@ def _training(data: Path, tmp: Path, *, quick: bool) -> dict[str, Any]:
 
     warmup, timed, rounds = (5, 15, 1) if quick else (10, 40, 2)
     iters = warmup + timed + 1
-    kinds = {
-        "detforge": {"kind": "detforge"},
-        "plain": {"kind": "plain"},
-        "plain_cudnn_benchmark": {"kind": "plain", "cudnn_benchmark": True},
+    kinds = {  # name: (worker, cuDNN benchmark mode)
+        "detforge": ("detforge", False),
+        "plain": ("plain", False),
+        "plain_cudnn_benchmark": ("plain", True),
     }
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
     for r in range(rounds):
-        order = list(kinds) if r % 2 == 0 else list(reversed(kinds))
-        for name in order:
-            spec = dict(kinds[name])
-            kind = str(spec.pop("kind"))
+        for name in list(kinds) if r % 2 == 0 else list(reversed(kinds)):
+            worker, benchmark = kinds[name]
             runs[name].append(
-                _run_worker(kind, data, tmp, iters, f"{name}{r}", device="cuda", batch=GPU_BATCH, **spec)  # type: ignore[arg-type]
+                _run_worker(
+                    worker, data, tmp, iters, f"{name}{r}", device="cuda", batch=GPU_BATCH, cudnn_benchmark=benchmark
+                )
             )
     rows = {name: _summary(runs[name], warmup, GPU_BATCH) for name in kinds}
     base = rows["plain"]["images_per_s_mean"]
@@ -61,7 +61,6 @@ def _training(data: Path, tmp: Path, *, quick: bool) -> dict[str, Any]:
 def _inference(image: torch.Tensor, tmp: Path, *, quick: bool) -> list[dict[str, Any]]:
     from bench_inference import _build, _from_torchvision
 
-    from detforge.export import compare_detections
     from detforge.inference import Predictor
 
     out = []
@@ -86,18 +85,7 @@ def _inference(image: torch.Tensor, tmp: Path, *, quick: bool) -> list[dict[str,
             "detforge_fp16": lambda p=fp16: p.predict_tensors([uint8]),
         }
         samples = interleaved(backends, rounds=5 if quick else 20, warmup=3)
-        base = summarize(samples["torchvision_eager_fp32"]).median_s
-        rows: dict[str, Any] = {}
-        for backend, call in backends.items():
-            t = summarize(samples[backend])
-            diff = compare_detections(reference, call())
-            rows[backend] = {
-                **t.as_ms(),
-                "speedup_vs_torchvision_eager": round(base / t.median_s, 3),
-                "max_box_diff_px": round(diff.max_box_diff_px, 4),
-                "max_score_diff": round(diff.max_score_diff, 4),
-                "count_mismatch": diff.count_mismatch,
-            }
+        rows = latency_rows(backends, samples, reference, "torchvision_eager_fp32")
         out.append({"model": name, "input": f"{image.shape[1]}x{image.shape[2]}", "backends": rows})
         del detector, fp32, fp16
         torch.cuda.empty_cache()

@@ -32,7 +32,15 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _common import THREADS, interleaved, machine_info, set_threads, summarize, write_result  # noqa: E402
+from _common import (  # noqa: E402
+    THREADS,
+    interleaved,
+    latency_rows,
+    machine_info,
+    set_threads,
+    summarize,
+    write_result,
+)
 
 from detforge.structures.detections import Detections  # noqa: E402
 
@@ -104,7 +112,7 @@ def _from_torchvision(output: dict[str, torch.Tensor], image: torch.Tensor) -> D
 def _bench_model(
     name: str, image: torch.Tensor, tmp: Path, *, rounds: int, peak_gflops: float, int8: bool = True
 ) -> dict[str, Any]:
-    from detforge.export import ExportError, OnnxDetector, ParityTolerance, compare_detections, export_model
+    from detforge.export import ExportError, OnnxDetector, ParityTolerance, export_model
     from detforge.models.zoo import REFERENCE_GFLOPS
 
     detector, artifact = _build(name, tmp)
@@ -144,22 +152,11 @@ def _bench_model(
     reference = torchvision_eager()
     samples = interleaved(backends, rounds=rounds, warmup=1)
     gflops = REFERENCE_GFLOPS[name]
-    base = summarize(samples["torchvision_eager"]).median_s
-    rows: dict[str, Any] = {}
-    for backend, call in backends.items():
-        t = summarize(samples[backend])
-        diff = compare_detections(reference, call())
-        rows[backend] = {
-            **t.as_ms(),
-            "speedup_vs_torchvision_eager": round(base / t.median_s, 3),
-            "detections": diff.detections,
-            "max_box_diff_px": round(diff.max_box_diff_px, 6),
-            "max_score_diff": round(diff.max_score_diff, 6),
-            "count_mismatch": diff.count_mismatch,
-            "label_mismatch": diff.label_mismatch,
-            "achieved_gflops": round(gflops / t.median_s, 2),
-            "fraction_of_matmul_peak": round(gflops / t.median_s / peak_gflops, 4),
-        }
+    rows: dict[str, Any] = latency_rows(backends, samples, reference, "torchvision_eager")
+    for backend, row in rows.items():
+        seconds = summarize(samples[backend]).median_s
+        row["achieved_gflops"] = round(gflops / seconds, 2)
+        row["fraction_of_matmul_peak"] = round(gflops / seconds / peak_gflops, 4)
     for backend, note in notes.items():
         if backend != "export_parity":
             rows[backend] = note

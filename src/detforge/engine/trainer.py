@@ -104,8 +104,8 @@ def _prepare_out_dir(out_dir: Path, resume: bool, info: DistInfo) -> None:
         )
     if info.is_main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        remove_partial_files(ckpt_dir)  # a run killed during its first save left only a temp file
-        if not resume:
+        if not resume:  # (a resume cleans up in load_resume_checkpoint)
+            remove_partial_files(ckpt_dir)  # a run killed during its first save left only a temp file
             (out_dir / METRICS_FILE).unlink(missing_ok=True)
 
 
