@@ -67,8 +67,10 @@ def _serve(port: int, max_batch: int, device: str = "cpu", model: str = MODEL) -
     from detforge.inference import Predictor
     from detforge.models.build import build_detector
     from detforge.serving import LoadedModel, ServeSettings, create_app
+    from detforge.serving.compute import reserve_main_thread
 
     set_threads(THREADS)
+    plan = reserve_main_thread()  # as `detforge serve` does: no OpenMP team on the main thread
     torch.manual_seed(0)
     detector, _ = build_detector(model, num_classes=1, weights="none", download=None)
     backbone = detector.model.backbone
@@ -84,7 +86,7 @@ def _serve(port: int, max_batch: int, device: str = "cpu", model: str = MODEL) -
     settings = ServeSettings(
         host="127.0.0.1", port=port, max_batch=max_batch, queue_size=64, timeout_s=REQUEST_TIMEOUT_S
     )
-    app = create_app(LoadedModel.of(predictor, name=model), settings=settings)
+    app = create_app(LoadedModel.of(predictor, name=model), settings=settings, plan=plan)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", server_header=False)
 
 
@@ -134,9 +136,9 @@ async def _load(base: str, images: list[bytes], n_requests: int, concurrency: in
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     lat = sorted(latencies)
     return {
         "requests": n_requests,
@@ -145,6 +147,7 @@ async def _load(base: str, images: list[bytes], n_requests: int, concurrency: in
         "rps": n_requests / wall,
         "p50_ms": statistics.median(lat),
         "p99_ms": lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))],
+        "client_cpu_ms_per_request": 1000 * cpu / n_requests,  # the load generator shares the machine's cores
     }
 
 
@@ -204,6 +207,7 @@ def main(out_dir: Path, *, quick: bool, device: str = "cpu", model: str = MODEL)
                 "p50_ms": round(_median([x["p50_ms"] for x in rs]), 1),
                 "p99_ms": round(_median([x["p99_ms"] for x in rs]), 1),
                 "errors": sum(x["errors"] for x in rs),
+                "client_cpu_ms_per_request": round(_median([x["client_cpu_ms_per_request"] for x in rs]), 2),
             }
     rows = []
     for c in CONCURRENCY:

@@ -21,6 +21,7 @@ from starlette.datastructures import Headers, UploadFile
 
 from detforge.serving.auth import bearer_guard
 from detforge.serving.batching import Batcher, BatchResult, QueueFull, ShuttingDown
+from detforge.serving.compute import ComputePlan, plan_threads
 from detforge.serving.errors import ApiError, error_response, install_error_handlers
 from detforge.serving.limits import BodyLimitMiddleware, decode_upload
 from detforge.serving.metrics import CONTENT_TYPE, MetricsMiddleware, ServingMetrics
@@ -127,8 +128,14 @@ def _response(result: BatchResult, threshold: float, total_ms: float) -> DetectR
     )
 
 
-def create_app(predictor: ServingPredictor | LoadedModel | ModelHolder, *, settings: ServeSettings) -> FastAPI:
+def create_app(
+    predictor: ServingPredictor | LoadedModel | ModelHolder, *, settings: ServeSettings, plan: ComputePlan | None = None
+) -> FastAPI:
     """The service around a ready predictor (or a LoadedModel, or a ModelHolder a watcher swaps models in).
+
+    plan: CPU threads of the forward passes (default: torch's thread count in this thread, and large
+    batches of a CPU torch model split over that many single-threaded workers; see serving/compute.py).
+    Load the model after `reserve_main_thread()` (as `serve` does) to keep CPU inference at full speed.
 
     Endpoints: POST /v1/detect, GET /v1/model (bearer token when settings.token is set), GET /healthz,
     GET /readyz (200 once the model has run one warm-up forward pass), GET /metrics, GET / (web page).
@@ -143,6 +150,7 @@ def create_app(predictor: ServingPredictor | LoadedModel | ModelHolder, *, setti
         queue_size=settings.queue_size,
         on_batch=metrics.batch_size.observe,
         on_depth=metrics.queue_depth.set,
+        plan=plan or plan_threads(),
     )
     ready = asyncio.Event()
 
@@ -180,9 +188,7 @@ def create_app(predictor: ServingPredictor | LoadedModel | ModelHolder, *, setti
         responses=_errors(400, 401, 413, 415, 422, 503, 504),
         openapi_extra=_DETECT_BODY,
     )
-    async def detect(
-        request: Request, score_threshold: float | None = Query(None, ge=0.0, le=1.0)
-    ) -> DetectResponse:
+    async def detect(request: Request, score_threshold: float | None = Query(None, ge=0.0, le=1.0)) -> DetectResponse:
         started = time.perf_counter()
 
         async def run() -> BatchResult:

@@ -1,17 +1,21 @@
-"""Dynamic batching: concurrent requests are gathered into one forward pass run on a worker thread."""
+"""Dynamic batching: concurrent requests are gathered into one forward pass run on a worker thread (or, for
+a large batch of a CPU torch model, into one part per core run at once: see compute.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import torch
 from torch import Tensor
 
+from detforge.serving.compute import ComputePlan, can_split, pin_thread
 from detforge.serving.reload import LoadedModel, ModelHolder
 from detforge.structures.detections import Detections
 
@@ -52,7 +56,9 @@ class Batcher:
     a single worker thread with the model `holder` has when the batch starts. At most `queue_size` images
     wait; `submit` raises QueueFull beyond.
 
-    Use inside a running event loop: `start()`, `await submit(image)`, `await drain()`.
+    plan: the worker's intra-op threads, and how many single-threaded parts a batch of a CPU torch model
+    is split into when it holds at least that many images (default: torch's current thread count, never
+    split). Use inside a running event loop: `start()`, `await submit(image)`, `await drain()`.
     `on_batch(size)` and `on_depth(depth)` are called for metrics.
     """
 
@@ -65,8 +71,10 @@ class Batcher:
         queue_size: int = 64,
         on_batch: Callable[[int], None] | None = None,
         on_depth: Callable[[int], None] | None = None,
+        plan: ComputePlan | None = None,
     ) -> None:
         self.holder = holder
+        self.plan = plan or ComputePlan(threads=torch.get_num_threads())
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000.0
         self.queue_size = queue_size
@@ -75,6 +83,7 @@ class Batcher:
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._parts: ThreadPoolExecutor | None = None
         self._closing = False
 
     @property
@@ -87,7 +96,13 @@ class Batcher:
             return
         self._closing = False
         self._queue = asyncio.Queue(maxsize=self.queue_size)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detforge-batch")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="detforge-batch", initializer=pin_thread, initargs=(self.plan.threads,)
+        )
+        if self.plan.split > 1:
+            self._parts = ThreadPoolExecutor(
+                max_workers=self.plan.split, thread_name_prefix="detforge-part", initializer=pin_thread, initargs=(1,)
+            )
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="detforge-batcher")
 
     async def run_in_worker(self, fn: Callable[[], object]) -> object:
@@ -142,9 +157,7 @@ class Batcher:
         started = time.perf_counter()
         self._on_batch(len(jobs))
         try:
-            outputs = await loop.run_in_executor(
-                self._executor, model.predictor.predict_tensors, [job.image for job in jobs]
-            )
+            outputs = await self._forward(model, [job.image for job in jobs], loop)
             if len(outputs) != len(jobs):
                 raise RuntimeError(f"predictor returned {len(outputs)} results for {len(jobs)} images")
         except Exception as exc:
@@ -158,6 +171,20 @@ class Batcher:
             if not job.future.done():
                 queue_ms = (started - job.enqueued) * 1000.0
                 job.future.set_result(BatchResult(dets, model, queue_ms, inference_ms, len(jobs)))
+
+    async def _forward(
+        self, model: LoadedModel, images: list[Tensor], loop: asyncio.AbstractEventLoop
+    ) -> list[Detections]:
+        assert self._executor is not None
+        split = self.plan.split
+        if self._parts is None or len(images) < split or not can_split(model.predictor):
+            return await loop.run_in_executor(self._executor, model.predictor.predict_tensors, images)
+        bounds = [len(images) * i // split for i in range(split + 1)]
+        parts = [images[a:b] for a, b in itertools.pairwise(bounds)]
+        done = await asyncio.gather(
+            *(loop.run_in_executor(self._parts, model.predictor.predict_tensors, part) for part in parts)
+        )
+        return [dets for part in done for dets in part]
 
     async def drain(self, timeout_s: float = 30.0) -> None:
         """Stop taking images, finish every queued one (up to `timeout_s`), then stop the worker."""
@@ -176,6 +203,7 @@ class Batcher:
                 job = self._queue.get_nowait()
                 if not job.future.done():
                     job.future.set_exception(ShuttingDown("the server is shutting down"))
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-        self._task, self._queue, self._executor = None, None, None
+        for executor in (self._executor, self._parts):
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
+        self._task, self._queue, self._executor, self._parts = None, None, None, None

@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from detforge.serving.compute import pin_thread
 from detforge.structures.detections import Detections
 
 __all__ = ["LoadedModel", "ModelHolder", "ModelWatcher", "ServingPredictor", "warm_up"]
@@ -143,6 +144,7 @@ class ModelWatcher:
         return now
 
     def _run(self) -> None:
+        pin_thread(1)  # loading and warming a model here must not add an OpenMP team (serving/compute.py)
         candidate = self._seen
         while not self._stop.wait(self.interval_s):
             candidate = self.poll(candidate)

@@ -11,6 +11,7 @@ from typing import Any
 from detforge.errors import ConfigError
 from detforge.inference.predictor import Predictor
 from detforge.serving.app import create_app
+from detforge.serving.compute import ComputePlan, pin_thread, reserve_main_thread
 from detforge.serving.reload import LoadedModel, Loader, ModelHolder, ModelWatcher, warm_up
 from detforge.serving.settings import ServeSettings
 
@@ -65,16 +66,24 @@ def load_served_model(path: str | Path, *, batch_size: int = 8, device: str = "a
 def serve(model_path: str | Path, settings: ServeSettings | None = None, *, loader: Loader | None = None) -> None:
     """Serve `model_path` until SIGTERM/SIGINT: uvicorn stops accepting connections, requests in flight
     and queued images finish (up to settings.timeout_s), then the process returns. A replaced model file
-    is loaded in the background and swapped in between batches. ConfigError for bad settings or model."""
+    is loaded in the background and swapped in between batches. ConfigError for bad settings or model.
+    While serving, this thread runs torch single-threaded (serving/compute.py); its setting is restored after."""
+    settings = settings or ServeSettings()
+    load = loader or (lambda p: load_served_model(p, batch_size=settings.max_batch))
+    plan = reserve_main_thread()  # before loading: the model must not make an OpenMP team on this thread
+    try:
+        _serve(Path(model_path), settings, plan, load)
+    finally:
+        pin_thread(plan.threads)  # the caller's thread gets its torch threads back
+
+
+def _serve(path: Path, settings: ServeSettings, plan: ComputePlan, load: Loader) -> None:
     import uvicorn
 
-    settings = settings or ServeSettings()
-    path = Path(model_path)
-    load = loader or (lambda p: load_served_model(p, batch_size=settings.max_batch))
     model = load(path)
     warm_up(model)
     holder = ModelHolder(model)
-    app = create_app(holder, settings=settings)
+    app = create_app(holder, settings=settings, plan=plan)
     watcher = ModelWatcher(path, load, holder, interval_s=settings.reload_interval_s)
     config = uvicorn.Config(
         app,
