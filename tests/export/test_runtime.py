@@ -36,7 +36,7 @@ def test_onnx_detector_through_predictor_matches_eager(tiny_onnx: ExportReport, 
 
 
 def test_load_backend_picks_by_file(tiny_onnx: ExportReport, tiny_artifact: Path, tmp_path: Path) -> None:
-    onnx_backend = load_backend(tiny_onnx.path, device="cpu")
+    onnx_backend = load_backend(tiny_onnx.path, device="cpu", runtime="onnxruntime")
     assert onnx_backend.kind == "onnx" and isinstance(onnx_backend.model, OnnxDetector)
     eager_backend = load_backend(tiny_artifact, device="cpu")
     assert eager_backend.kind == "eager" and isinstance(eager_backend.model, Detector)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from detforge.errors import ConfigError
+
 if TYPE_CHECKING:
     from detforge.inference import Predictor
 
@@ -14,18 +16,24 @@ EXPORTED_SUFFIXES = (".onnx", ".ts")
 """Model files served by an exported backend (ONNX Runtime, TorchScript) instead of eager PyTorch."""
 
 
-def make_predictor(model: str | Path, *, score_threshold: float | None = None, **kwargs: Any) -> Predictor:
+def make_predictor(
+    model: str | Path, *, score_threshold: float | None = None, runtime: str = "auto", **kwargs: Any
+) -> Predictor:
     """A Predictor for a detforge model artifact, or for an exported `.onnx` / `.ts` file (run by ONNX
-    Runtime / TorchScript, with class names and calibrated threshold from the file's metadata).
-    `score_threshold` None keeps the model's calibrated threshold; other keywords go to `Predictor`."""
+    Runtime or OpenVINO / TorchScript, with class names and calibrated threshold from the file's metadata).
+    `score_threshold` None keeps the model's calibrated threshold; `runtime` picks the library for an .onnx
+    file ("auto", "onnxruntime", "openvino"; see `load_backend`); other keywords go to `Predictor`.
+    ConfigError for a runtime other than "auto" with a model that is not an .onnx file."""
     from detforge.inference import Predictor
 
     path = Path(model)
+    if runtime != "auto" and path.suffix.lower() != ".onnx":
+        raise ConfigError(f"runtime {runtime!r}: only an .onnx model has a choice of runtime; {path} is not one")
     if path.suffix.lower() in EXPORTED_SUFFIXES:
         from detforge.export import load_backend
 
         device = kwargs.pop("device", "auto")
         if score_threshold is not None:
             kwargs["score_threshold"] = score_threshold
-        return load_backend(path, device=device).predictor(**kwargs)
+        return load_backend(path, device=device, runtime=runtime).predictor(**kwargs)  # type: ignore[arg-type]
     return Predictor(path, score_threshold=score_threshold, **kwargs)

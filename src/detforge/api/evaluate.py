@@ -70,10 +70,11 @@ def evaluate(
     format: str | None = None,
     calibrate: bool = False,
     target_precision: float | None = None,
+    runtime: str = "auto",
 ) -> EvaluationResult:
     """COCO AP/AR (COCO-exact), per-class table, PR/F1 curves, confusion matrix, error breakdown and
     bootstrap confidence intervals of `model` (a model artifact, or an exported .onnx/.ts file) on the
-    `split` subset of `data`.
+    `split` subset of `data`. `runtime` runs an .onnx model with "onnxruntime", "openvino" or "auto".
 
     With `detections` (a COCO results JSON from any source) no model is needed: pass `model=None`.
     With `out`, writes `out/report.html`, plots, worst-image gallery and `metrics.json`.
@@ -94,7 +95,7 @@ def evaluate(
         from detforge.api._predictor import make_predictor
 
         assert model is not None
-        predictor = make_predictor(model, device=device, batch_size=batch_size, score_threshold=0.0)
+        predictor = make_predictor(model, device=device, runtime=runtime, batch_size=batch_size, score_threshold=0.0)
         predictions = predict_dataset(predictor, dataset)
     result = evaluate_predictions(
         dataset.images,

@@ -35,10 +35,12 @@ def predict(
     batch_size: int = 4,
     device: str = "auto",
     ids_from: str | Path | None = None,
+    runtime: str = "auto",
 ) -> list[PredictionResult]:
     """Predict on an image file, folder, glob or list; returns one PredictionResult per image.
 
-    `model` is a model artifact (`model.pt`) or an exported `.onnx` (ONNX Runtime) / `.ts` file.
+    `model` is a model artifact (`model.pt`) or an exported `.onnx` / `.ts` file; `runtime` runs an .onnx
+    file with "onnxruntime", "openvino" (CPU) or "auto" (OpenVINO on CPU when installed, else ONNX Runtime).
 
     Boxes are XYXY pixels of each image as displayed (EXIF applied). `score_threshold` overrides the
     model's calibrated threshold (0 keeps everything). With `out`, writes each of `format` (coco
@@ -60,6 +62,7 @@ def predict(
     predictor = make_predictor(
         model,
         device=device,
+        runtime=runtime,
         batch_size=batch_size,
         score_threshold=score_threshold,
         tile=TileConfig(size=tile, overlap=tile_overlap) if tile else None,

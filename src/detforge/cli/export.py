@@ -19,7 +19,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
 
     p = commands.add_parser("benchmark", help="latency and throughput of each backend on this machine")
     p.add_argument("model", type=Path)
-    p.add_argument("--backends", nargs="+", default=["eager", "onnx"], choices=("eager", "onnx", "torchscript"))
+    p.add_argument(
+        "--backends", nargs="+", default=["eager", "onnx"], choices=("eager", "onnx", "openvino", "torchscript")
+    )
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
     p.set_defaults(handler=_benchmark)

@@ -7,7 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["add_parsers"]
+__all__ = ["RUNTIMES", "RUNTIME_HELP", "add_parsers"]
+
+RUNTIMES = ("auto", "onnxruntime", "openvino")
+RUNTIME_HELP = "library that runs an .onnx model (auto: OpenVINO on CPU when installed, else ONNX Runtime)"
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,6 +29,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for AP intervals (0: off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--runtime", default="auto", choices=RUNTIMES, help=RUNTIME_HELP)
     p.add_argument("--batch-size", dest="batch_size", type=int, default=4)
     p.add_argument("--format", default=None, help="force the dataset format")
     p.add_argument("--json", action="store_true")
@@ -61,6 +65,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation")
     p.add_argument("--batch-size", dest="batch_size", type=int, default=4)
     p.add_argument("--device", default="auto")
+    p.add_argument("--runtime", default="auto", choices=RUNTIMES, help=RUNTIME_HELP)
     p.add_argument(
         "--ids-from",
         dest="ids_from",
@@ -93,6 +98,7 @@ def _eval(args: argparse.Namespace) -> int:
         bootstrap=args.bootstrap,
         seed=args.seed,
         device=args.device,
+        runtime=args.runtime,
         batch_size=args.batch_size,
         format=args.format,
         calibrate=args.calibrate,
@@ -132,6 +138,7 @@ def _predict(args: argparse.Namespace) -> int:
         tta=args.tta,
         batch_size=args.batch_size,
         device=args.device,
+        runtime=args.runtime,
         ids_from=args.ids_from,
     )
     failed = [r for r in results if not r.ok]

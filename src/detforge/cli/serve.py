@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from detforge.cli.infer import RUNTIME_HELP, RUNTIMES
+
 __all__ = ["add_parser"]
 
 
@@ -24,6 +26,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     p.add_argument("--max-body-mb", dest="max_body_mb", type=float, default=20.0)
     p.add_argument("--timeout-s", dest="timeout_s", type=float, default=30.0)
+    p.add_argument("--runtime", default="auto", choices=RUNTIMES, help=RUNTIME_HELP)
     p.set_defaults(handler=_serve)
 
 
@@ -39,5 +42,6 @@ def _serve(args: argparse.Namespace) -> int:
         max_wait_ms=args.max_wait_ms,
         max_body_mb=args.max_body_mb,
         timeout_s=args.timeout_s,
+        runtime=args.runtime,
     )
     return 0

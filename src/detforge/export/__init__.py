@@ -1,12 +1,14 @@
 """Export trained detectors (ONNX, TorchScript) with a parity check, run the exports, and benchmark backends.
 
-`onnx` and `onnxruntime` (the `deploy` extra) are imported only when an ONNX file is written or run.
+`onnx` and `onnxruntime` (the `deploy` extra) are imported only when an ONNX file is written or run, and
+`openvino` (the `openvino` extra) only when OpenVINO runs one.
 """
 
 from detforge.export.benchmark import BenchmarkBackend, BenchmarkRow, benchmark_model, benchmark_table
 from detforge.export.exporter import ExportFormat, ExportReport, export_model
 from detforge.export.metadata import METADATA_KEYS, ExportError, ExportMetadata
 from detforge.export.onnx import ONNX_FAMILIES, check_onnx_exportable, export_onnx, read_onnx_metadata
+from detforge.export.openvino import OpenVinoDetector
 from detforge.export.parity import (
     ParityReport,
     ParityTolerance,
@@ -16,7 +18,15 @@ from detforge.export.parity import (
     synthetic_image,
     synthetic_images,
 )
-from detforge.export.runtime import Backend, BackendKind, OnnxDetector, artifact_metadata, load_backend
+from detforge.export.runtime import (
+    Backend,
+    BackendKind,
+    ExportedGraph,
+    OnnxDetector,
+    OnnxRuntime,
+    artifact_metadata,
+    load_backend,
+)
 from detforge.export.torchscript import TorchScriptDetector, export_torchscript, graph_detections
 
 __all__ = [
@@ -30,7 +40,10 @@ __all__ = [
     "ExportFormat",
     "ExportMetadata",
     "ExportReport",
+    "ExportedGraph",
     "OnnxDetector",
+    "OnnxRuntime",
+    "OpenVinoDetector",
     "ParityReport",
     "ParityTolerance",
     "TorchScriptDetector",

@@ -14,6 +14,7 @@ import torch
 
 from detforge.export.exporter import export_model
 from detforge.export.metadata import ExportError
+from detforge.export.openvino import OpenVinoDetector
 from detforge.export.parity import ParityTolerance, compare_detections, synthetic_image
 from detforge.export.runtime import OnnxDetector
 from detforge.export.torchscript import TorchScriptDetector
@@ -23,7 +24,8 @@ from detforge.structures.detections import Detections
 
 __all__ = ["BenchmarkBackend", "BenchmarkRow", "benchmark_model", "benchmark_table"]
 
-BenchmarkBackend = Literal["eager", "onnx", "torchscript"]
+BenchmarkBackend = Literal["eager", "onnx", "openvino", "torchscript"]
+"""openvino: the ONNX export run by OpenVINO (needs the openvino extra)."""
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,12 @@ def _backend(
     if backend == "eager":
         return eager
     # a looser check than export's default: the benchmark reports the differences itself
-    report = export_model(source, format=backend, out=tmp, tolerance=ParityTolerance(box_px=1.0, score=0.01, count=2))
+    loose = ParityTolerance(box_px=1.0, score=0.01, count=2)
+    report = export_model(source, format="onnx" if backend == "openvino" else backend, out=tmp, tolerance=loose)
     if backend == "onnx":
         return OnnxDetector(report.path, device="cpu", threads=threads)
+    if backend == "openvino":
+        return OpenVinoDetector(report.path, threads=threads)
     return TorchScriptDetector(report.path, device="cpu")
 
 

@@ -1,4 +1,5 @@
-"""Run exported models: the ONNX Runtime backend and `load_backend`, which opens any detforge model file.
+"""Run exported models: the ONNX Runtime backend and `load_backend`, which opens any detforge model file
+(ONNX files run by ONNX Runtime or, through export/openvino.py, OpenVINO).
 
 Every backend satisfies `detforge.inference.SupportsPredict`, so `Predictor(backend.model, ...)` works
 the same for an artifact, an ONNX file and a TorchScript file.
@@ -6,12 +7,14 @@ the same for an artifact, an ONNX file and a TorchScript file.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -25,10 +28,22 @@ from detforge.models.artifact import ModelSpec, load_model
 from detforge.models.detector import Detector
 from detforge.structures.detections import Detections
 
-__all__ = ["Backend", "BackendKind", "OnnxDetector", "artifact_metadata", "load_backend"]
+__all__ = [
+    "Backend",
+    "BackendKind",
+    "ExportedGraph",
+    "OnnxDetector",
+    "OnnxRuntime",
+    "artifact_metadata",
+    "load_backend",
+]
+
+log = logging.getLogger(__name__)
 
 BackendKind = Literal["eager", "onnx", "torchscript"]
 Device = Literal["auto", "cpu", "cuda"]
+OnnxRuntime = Literal["auto", "onnxruntime", "openvino"]
+"""Which library runs an ONNX file (see `load_backend`)."""
 
 
 def _onnxruntime() -> Any:
@@ -39,7 +54,36 @@ def _onnxruntime() -> Any:
     return onnxruntime
 
 
-class OnnxDetector:
+class ExportedGraph:
+    """What the ONNX-file backends share: the file's metadata as attributes and per-image `predict` over
+    `run_graph` (float32 [3, H, W] array in, raw graph outputs out)."""
+
+    path: Path
+
+    def _use_metadata(self, metadata: ExportMetadata) -> None:
+        self.metadata = metadata
+        self.num_classes: int = metadata.num_classes
+        self.class_names: tuple[str, ...] = metadata.class_names
+        self.score_threshold: float = metadata.score_threshold
+        self.min_size: int = metadata.min_size  # the resize bounds baked into the graph (px)
+        self.max_size: int = metadata.max_size
+
+    def run_graph(self, image: np.ndarray) -> list[np.ndarray]:
+        """Raw graph outputs (boxes, labels, scores[, masks]) of one float32 [3, H, W] array."""
+        raise NotImplementedError
+
+    def predict(self, images: Sequence[Tensor]) -> list[Detections]:
+        """Detections per float32 [3, H, W] image in [0, 1]: XYXY pixels of that image, labels 0..K-1, scores
+        sorted descending, bool masks for mask models; CPU tensors."""
+        out = []
+        for i, image in enumerate(images):
+            _check_image(image, i)
+            array = np.ascontiguousarray(image.detach().to("cpu", torch.float32).numpy())
+            out.append(graph_detections(self.run_graph(array), (int(image.shape[1]), int(image.shape[2]))))
+        return out
+
+
+class OnnxDetector(ExportedGraph):
     """A detforge ONNX export run by ONNX Runtime; `Predictor(OnnxDetector(path))` works.
 
     device: "auto" uses CUDAExecutionProvider when onnxruntime has it, "cuda" requires it, "cpu" never
@@ -67,27 +111,11 @@ class OnnxDetector:
         except Exception as exc:  # onnxruntime raises its own untyped errors for corrupt models
             raise ExportError(f"{self.path}: ONNX Runtime cannot load it: {exc}") from None
         props = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.metadata = ExportMetadata.from_props(props, where=str(self.path))
-        self.num_classes: int = self.metadata.num_classes
-        self.class_names: tuple[str, ...] = self.metadata.class_names
-        self.score_threshold: float = self.metadata.score_threshold
-        self.min_size: int = self.metadata.min_size  # the resize bounds baked into the graph (px)
-        self.max_size: int = self.metadata.max_size
+        self._use_metadata(ExportMetadata.from_props(props, where=str(self.path)))
         self.input_name = self.session.get_inputs()[0].name
 
     def run_graph(self, image: np.ndarray) -> list[np.ndarray]:
-        """Raw graph outputs (boxes, labels, scores[, masks]) of one float32 [3, H, W] array."""
         return list(self.session.run(None, {self.input_name: image}))
-
-    def predict(self, images: Sequence[Tensor]) -> list[Detections]:
-        """Detections per float32 [3, H, W] image in [0, 1]: XYXY pixels of that image, labels 0..K-1, scores
-        sorted descending, bool masks for mask models; CPU tensors."""
-        out = []
-        for i, image in enumerate(images):
-            _check_image(image, i)
-            array = np.ascontiguousarray(image.detach().to("cpu", torch.float32).numpy())
-            out.append(graph_detections(self.run_graph(array), (int(image.shape[1]), int(image.shape[2]))))
-        return out
 
     def __repr__(self) -> str:
         return (
@@ -143,15 +171,41 @@ def _is_torchscript(path: Path) -> bool:
         return False
 
 
-def load_backend(path: str | Path, *, device: Device = "auto") -> Backend:
-    """Open a detforge model file by what it is: `.onnx` -> OnnxDetector, a TorchScript archive (`.ts`, `.pt`,
-    ...) -> TorchScriptDetector, anything else -> the artifact's Detector (`load_model`).
-    ExportError / CheckpointError naming the file when it is none of these."""
+def _onnx_model(file: Path, device: Device, runtime: OnnxRuntime) -> ExportedGraph:
+    if runtime not in get_args(OnnxRuntime):
+        raise ExportError(f"runtime: expected one of {get_args(OnnxRuntime)}, got {runtime!r}")
+    if runtime == "onnxruntime" or device == "cuda":
+        if runtime == "openvino":
+            raise ExportError("runtime 'openvino' runs on the CPU only; use device 'cpu' or runtime 'onnxruntime'")
+        return OnnxDetector(file, device=device)
+    from detforge.export.openvino import OpenVinoDetector, openvino_available
+
+    cuda_onnxruntime = False
+    if runtime == "auto" and device == "auto":
+        with contextlib.suppress(ExportError):  # no onnxruntime: OpenVINO may still run it
+            cuda_onnxruntime = "CUDAExecutionProvider" in _onnxruntime().get_available_providers()
+    if runtime == "openvino" or (not cuda_onnxruntime and openvino_available()):
+        try:
+            return OpenVinoDetector(file)
+        except ExportError as exc:
+            if runtime == "openvino":
+                raise
+            log.warning("%s; running it with ONNX Runtime instead", exc)
+    return OnnxDetector(file, device=device)
+
+
+def load_backend(path: str | Path, *, device: Device = "auto", runtime: OnnxRuntime = "auto") -> Backend:
+    """Open a detforge model file by what it is: `.onnx` -> an ONNX backend, a TorchScript archive (`.ts`,
+    `.pt`, ...) -> TorchScriptDetector, anything else -> the artifact's Detector (`load_model`).
+
+    runtime (ONNX files only): "onnxruntime" (OnnxDetector), "openvino" (OpenVinoDetector, CPU only), or
+    "auto": ONNX Runtime on a GPU it can use, else OpenVINO when installed (the faster on CPU), else ONNX
+    Runtime. ExportError / CheckpointError naming the file when it is none of these."""
     file = Path(path)
     if not file.is_file():
         raise ExportError(f"{file}: no such model file")
     if file.suffix.lower() == ".onnx":
-        onnx_model = OnnxDetector(file, device=device)
+        onnx_model = _onnx_model(file, device, runtime)
         return Backend("onnx", onnx_model, onnx_model.metadata, file)
     torch_device = "cuda" if device != "cpu" and torch.cuda.is_available() else "cpu"
     if device == "cuda" and torch_device != "cuda":

@@ -28,18 +28,21 @@ def _version(path: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def _onnx_backend(path: Path) -> Any:
+def _onnx_backend(path: Path, runtime: str) -> Any:
     # serving sits downstream of export in the data flow; imported lazily so that the service runs
     # without the export stage installed.
     try:
-        runtime = importlib.import_module("detforge.export.runtime")
+        module = importlib.import_module("detforge.export.runtime")
     except ImportError:
         raise ConfigError(f"{path}: serving an ONNX file needs detforge.export.runtime (not available)") from None
-    return runtime.load_backend(path)
+    return module.load_backend(path, runtime=runtime)
 
 
-def load_served_model(path: str | Path, *, batch_size: int = 8, device: str = "auto") -> LoadedModel:
-    """A LoadedModel of a detforge model artifact (or an .onnx file through detforge.export.runtime).
+def load_served_model(
+    path: str | Path, *, batch_size: int = 8, device: str = "auto", runtime: str = "auto"
+) -> LoadedModel:
+    """A LoadedModel of a detforge model artifact (or an .onnx file through detforge.export.runtime, run by
+    `runtime`: "auto", "onnxruntime" or "openvino"; ConfigError for another runtime with an artifact).
 
     The default score threshold is the artifact's calibrated one; the predictor itself keeps detections
     down to its model's post-processing threshold so that requests may ask for a lower one. The version
@@ -49,7 +52,9 @@ def load_served_model(path: str | Path, *, batch_size: int = 8, device: str = "a
     if not path.is_file():
         raise ConfigError(f"model: {path} is not a file; expected a detforge model artifact or an .onnx file")
     if path.suffix.lower() == ".onnx":  # ONNX Runtime; class names and threshold from the file's metadata
-        predictor = _onnx_backend(path).predictor(batch_size=batch_size)
+        predictor = _onnx_backend(path, runtime).predictor(batch_size=batch_size)
+    elif runtime != "auto":
+        raise ConfigError(f"runtime {runtime!r}: only an .onnx model has a choice of runtime; {path} is not one")
     else:
         predictor = Predictor(path, batch_size=batch_size, device=device)
     calibrated = float(predictor.score_threshold)
