@@ -37,10 +37,12 @@ def benchmark(
     runs: int = 10,
     warmup: int = 2,
     image_size: tuple[int, int] | None = None,
+    images: Sequence[str | Path] | None = None,
 ) -> list[BenchmarkRow]:
     """Latency (median/min/max ms per image) and throughput of each backend on this machine, on the same
-    images, with the largest box/score difference from eager PyTorch."""
+    images (photo files `images`, else one synthetic image of `image_size`), with the largest box/score
+    difference from eager PyTorch."""
     from detforge.export import benchmark_model
 
     chosen: Any = tuple(backends)  # validated by benchmark_model
-    return benchmark_model(Path(model), backends=chosen, image_size=image_size, runs=runs, warmup=warmup)
+    return benchmark_model(Path(model), backends=chosen, image_size=image_size, runs=runs, warmup=warmup, images=images)

@@ -24,6 +24,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     )
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument(
+        "--images", nargs="+", type=Path, default=None, help="photos to time on (default: one synthetic image)"
+    )
     p.set_defaults(handler=_benchmark)
 
 
@@ -44,5 +47,6 @@ def _benchmark(args: argparse.Namespace) -> int:
     from detforge.api import benchmark
     from detforge.export import benchmark_table
 
-    print(benchmark_table(benchmark(args.model, backends=args.backends, runs=args.runs, warmup=args.warmup)))
+    rows = benchmark(args.model, backends=args.backends, runs=args.runs, warmup=args.warmup, images=args.images)
+    print(benchmark_table(rows))
     return 0

@@ -1,4 +1,4 @@
-"""`detforge benchmark MODEL`: latency and throughput of one model per backend, on the same image."""
+"""`detforge benchmark MODEL`: latency and throughput of one model per backend, on the same images."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Literal, get_args
 
 import torch
+from torch import Tensor
 
 from detforge.export.exporter import export_model
 from detforge.export.metadata import ExportError
 from detforge.export.openvino import OpenVinoDetector
-from detforge.export.parity import ParityTolerance, compare_detections, synthetic_image
+from detforge.export.parity import ParityTolerance, compare_detections, load_parity_images, synthetic_image
 from detforge.export.runtime import OnnxDetector
 from detforge.export.torchscript import TorchScriptDetector
 from detforge.inference.predictor import SupportsPredict
@@ -30,9 +31,10 @@ BenchmarkBackend = Literal["eager", "onnx", "openvino", "torchscript"]
 
 @dataclass(frozen=True)
 class BenchmarkRow:
-    """One backend's timing of `predict` on one image of `image_size` (height, width), `runs` timed calls
-    after warm-up: latency median/min/max (ms per image), throughput (images/s, from the median), and the
-    largest box (px) / score difference and the count mismatch of its detections against eager PyTorch."""
+    """One backend's timing of `predict`, one image per call, over `images` images (the first of size
+    `image_size`, height x width), `runs` timed passes after warm-up: latency median/min/max (ms per
+    image), throughput (images/s, from the median), and over all images the detections, the largest box
+    (px) / score difference and the count mismatch against eager PyTorch."""
 
     backend: BenchmarkBackend
     image_size: tuple[int, int]
@@ -45,6 +47,7 @@ class BenchmarkRow:
     max_box_diff_px: float
     max_score_diff: float
     count_mismatch: int
+    images: int = 1
 
 
 def _default_size(min_size: int, max_size: int) -> tuple[int, int]:
@@ -59,12 +62,16 @@ def benchmark_model(
     runs: int = 10,
     warmup: int = 2,
     threads: int | None = None,
+    images: Sequence[str | Path] | None = None,
 ) -> list[BenchmarkRow]:
     """Time the detforge model artifact at `model_path` on CPU in each of `backends` (exports go to a
-    temporary folder and pass the usual parity check first). All backends see the same synthetic float32
-    image of `image_size` (height, width; default min_size x 4/3 min_size) and use `threads` intra-op
-    threads (default torch's current setting). One row per backend, in the order given.
-    ExportError for an unknown backend; ValueError for runs < 1, warmup < 0 or a bad image size."""
+    temporary folder and pass the usual parity check first, on the same images). All backends see the same
+    images: the photo files `images` (in their displayed frame; give real ones, since a trained model finds
+    little in a synthetic image, which makes it fast and the comparison weak), else one synthetic float32
+    image of `image_size` (height, width; default min_size x 4/3 min_size). `threads` intra-op threads
+    (default torch's current setting). One row per backend, in the order given.
+    ExportError for an unknown backend; ValueError for runs < 1, warmup < 0, a bad image size or both
+    `images` and `image_size`; InvalidImage naming an unreadable image."""
     unknown = [b for b in backends if b not in get_args(BenchmarkBackend)]
     if unknown or not backends:
         raise ExportError(f"backends: expected some of {get_args(BenchmarkBackend)}, got {list(backends)}")
@@ -72,33 +79,39 @@ def benchmark_model(
         raise ValueError(f"benchmark_model: expected runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
     source = Path(model_path)
     detector, spec = load_model(source, device="cpu")
-    height, width = image_size if image_size is not None else _default_size(spec.min_size, spec.max_size)
-    if height < 1 or width < 1:
-        raise ValueError(f"image_size: expected positive (height, width), got {image_size}")
-    image = synthetic_image(height, width)
+    if images:
+        if image_size is not None:
+            raise ValueError("benchmark_model: give images or image_size, not both")
+        pictures = load_parity_images(list(images))
+    else:
+        height, width = image_size if image_size is not None else _default_size(spec.min_size, spec.max_size)
+        if height < 1 or width < 1:
+            raise ValueError(f"image_size: expected positive (height, width), got {image_size}")
+        pictures = [synthetic_image(height, width)]
     threads = threads if threads is not None else torch.get_num_threads()
     saved_threads = torch.get_num_threads()
     rows = []
     try:
         torch.set_num_threads(threads)
-        reference = detector.predict([image])
+        reference = [detector.predict([picture])[0] for picture in pictures]
         with tempfile.TemporaryDirectory(prefix="detforge-bench-") as tmp:
             for backend in backends:
-                model = _backend(backend, detector, source, Path(tmp), threads)
-                rows.append(_time(backend, model, image, reference, runs, warmup))
+                model = _backend(backend, detector, source, Path(tmp), threads, pictures)
+                rows.append(_time(backend, model, pictures, reference, runs, warmup))
     finally:
         torch.set_num_threads(saved_threads)
     return rows
 
 
 def _backend(
-    backend: BenchmarkBackend, eager: SupportsPredict, source: Path, tmp: Path, threads: int
+    backend: BenchmarkBackend, eager: SupportsPredict, source: Path, tmp: Path, threads: int, pictures: list[Tensor]
 ) -> SupportsPredict:
     if backend == "eager":
         return eager
     # a looser check than export's default: the benchmark reports the differences itself
     loose = ParityTolerance(box_px=1.0, score=0.01, count=2)
-    report = export_model(source, format="onnx" if backend == "openvino" else backend, out=tmp, tolerance=loose)
+    target = "onnx" if backend == "openvino" else backend
+    report = export_model(source, format=target, out=tmp, tolerance=loose, parity_images=pictures)
     if backend == "onnx":
         return OnnxDetector(report.path, device="cpu", threads=threads)
     if backend == "openvino":
@@ -109,33 +122,37 @@ def _backend(
 def _time(
     backend: BenchmarkBackend,
     model: SupportsPredict,
-    image: torch.Tensor,
+    pictures: list[Tensor],
     reference: list[Detections],
     runs: int,
     warmup: int,
 ) -> BenchmarkRow:
     for _ in range(warmup):
-        model.predict([image])
+        for picture in pictures:
+            model.predict([picture])
     latencies = []
     detections = reference
     for _ in range(runs):
-        start = time.perf_counter()
-        detections = model.predict([image])
-        latencies.append((time.perf_counter() - start) * 1000.0)
+        detections = []
+        for picture in pictures:
+            start = time.perf_counter()
+            detections.extend(model.predict([picture]))
+            latencies.append((time.perf_counter() - start) * 1000.0)
     diff = compare_detections(reference, detections)
     median = statistics.median(latencies)
     return BenchmarkRow(
         backend=backend,
-        image_size=(int(image.shape[1]), int(image.shape[2])),
+        image_size=(int(pictures[0].shape[1]), int(pictures[0].shape[2])),
         runs=runs,
         median_ms=median,
         min_ms=min(latencies),
         max_ms=max(latencies),
         images_per_s=1000.0 / median if median > 0 else float("inf"),
-        detections=len(detections[0]),
+        detections=sum(len(d) for d in detections),
         max_box_diff_px=diff.max_box_diff_px,
         max_score_diff=diff.max_score_diff,
         count_mismatch=diff.count_mismatch,
+        images=len(pictures),
     )
 
 
@@ -145,7 +162,7 @@ def benchmark_table(rows: Sequence[BenchmarkRow]) -> str:
     lines = [header] + [
         (
             r.backend,
-            f"{r.image_size[0]}x{r.image_size[1]}",
+            f"{r.image_size[0]}x{r.image_size[1]}" if r.images == 1 else f"{r.images} photos",
             f"{r.median_ms:.1f}",
             f"{r.min_ms:.1f}",
             f"{r.max_ms:.1f}",
