@@ -152,7 +152,7 @@ async def _load(base: str, images: list[bytes], n_requests: int, concurrency: in
 
 
 async def _bench(quick: bool, device: str, model: str) -> dict[str, Any]:
-    rounds = 1 if quick else 2
+    rounds = 1 if quick else 3
     per_concurrency = {1: 6, 4: 16, 16: 32} if quick else {1: 16, 4: 48, 16: 96}
     images = [_jpeg(s) for s in range(8)]
     procs: dict[str, subprocess.Popen[bytes]] = {}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -179,8 +178,8 @@ class Batcher:
         split = self.plan.split
         if self._parts is None or len(images) < split or not can_split(model.predictor):
             return await loop.run_in_executor(self._executor, model.predictor.predict_tensors, images)
-        bounds = [len(images) * i // split for i in range(split + 1)]
-        parts = [images[a:b] for a, b in itertools.pairwise(bounds)]
+        size = min(self.plan.part_images, -(-len(images) // split))  # every worker gets a part
+        parts = [images[i : i + size] for i in range(0, len(images), size)]
         done = await asyncio.gather(
             *(loop.run_in_executor(self._parts, model.predictor.predict_tensors, part) for part in parts)
         )

@@ -7,10 +7,10 @@ forward pass went from 47 ms to 74 ms when the model had first been loaded on th
 then run on the service's worker thread. So the service keeps exactly one multi-threaded thread (the
 batch worker); every other thread that touches torch (main, decoding, hot reload) is pinned to one.
 
-On a CPU with a torch model, a batch with at least as many images as cores is split into one part per
-core, each run at once on its own single-threaded worker: small convolutions scale poorly over threads,
-so parallelising over images is faster (2 cores, MobileNetV3-320, 8 images: 31 ms per image against
-37 ms as one 2-thread batch).
+On a CPU with a torch model, a batch with at least as many images as cores is split into parts of at
+most `part_images` images, run by one single-threaded worker per core at once: small convolutions scale
+poorly over threads, so parallelising over images is faster (2 cores, MobileNetV3-320, 8 images: 33 ms
+per image in parts of 2, 35 ms in parts of 4, 37 ms as one 2-thread batch, 49 ms one image at a time).
 """
 
 from __future__ import annotations
@@ -26,14 +26,16 @@ __all__ = ["ComputePlan", "can_split", "pin_thread", "plan_threads", "reserve_ma
 @dataclass(frozen=True)
 class ComputePlan:
     """threads: intra-op threads of one forward pass on the batch worker (>= 1).
-    split: a batch of at least `split` images of a CPU torch model runs as `split` single-threaded parts
-    at once (1: never split)."""
+    split: a batch of at least `split` images of a CPU torch model runs on `split` single-threaded workers
+    at once (1: never split), in parts of at most `part_images` images (fewer when that leaves a worker
+    idle)."""
 
     threads: int
     split: int = 1
+    part_images: int = 2
 
     def __post_init__(self) -> None:
-        for key in ("threads", "split"):
+        for key in ("threads", "split", "part_images"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ComputePlan.{key}: expected an integer >= 1, got {value!r}")
