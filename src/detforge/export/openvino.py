@@ -2,8 +2,9 @@
 
 On the project's 2-core Xeon it ran the exported graphs 6-15% faster than ONNX Runtime with the same
 detections (box differences below 0.01 px) in its benchmarks (random-weight R50-/MobileNet-FPN on a photo,
-the trained demo model on real photos); on random-noise images the two were level. It computes in float32: OpenVINO's own default on CPUs with
-AVX-512 BF16 is bfloat16, which was 1.7x slower there (no AMX) and moved scores by up to 0.07.
+the trained demo model on real photos); on random-noise images the two were level. It computes in
+float32: OpenVINO's own default on CPUs with AVX-512 BF16 is bfloat16, which was 1.7x slower there (no
+AMX) and moved scores by up to 0.07.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Dynamic batching: concurrent requests are gathered into one forward pass run on a worker thread (or, for
-a large batch of a CPU torch model, into one part per core run at once: see compute.py)."""
+a large batch of a CPU torch model, into small parts run at once by one single-threaded worker per core:
+see compute.py)."""
 
 from __future__ import annotations
 
@@ -55,9 +56,9 @@ class Batcher:
     a single worker thread with the model `holder` has when the batch starts. At most `queue_size` images
     wait; `submit` raises QueueFull beyond.
 
-    plan: the worker's intra-op threads, and how many single-threaded parts a batch of a CPU torch model
-    is split into when it holds at least that many images (default: torch's current thread count, never
-    split). Use inside a running event loop: `start()`, `await submit(image)`, `await drain()`.
+    plan: the worker's intra-op threads, and how many single-threaded workers share a batch of a CPU torch
+    model that holds at least that many images (default: torch's current thread count, never split).
+    Use inside a running event loop: `start()`, `await submit(image)`, `await drain()`.
     `on_batch(size)` and `on_depth(depth)` are called for metrics.
     """
 
