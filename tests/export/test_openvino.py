@@ -81,6 +81,8 @@ def test_load_backend_picks_the_runtime(
     assert isinstance(load_backend(tiny_onnx.path, runtime="onnxruntime").model, OnnxDetector)
     with pytest.raises(ExportError, match=r"runtime: expected one of .*got 'tensorrt'"):
         load_backend(tiny_onnx.path, runtime="tensorrt")  # type: ignore[arg-type]
+    with pytest.raises(ExportError, match="device: expected 'auto', 'cpu' or 'cuda', got 'gpu'"):
+        load_backend(tiny_onnx.path, device="gpu")  # type: ignore[arg-type]  # was run on the CPU by OpenVINO
     with pytest.raises(ExportError, match="'openvino' runs on the CPU only"):
         load_backend(tiny_onnx.path, device="cuda", runtime="openvino")
 

@@ -174,6 +174,8 @@ def _is_torchscript(path: Path) -> bool:
 def _onnx_model(file: Path, device: Device, runtime: OnnxRuntime) -> ExportedGraph:
     if runtime not in get_args(OnnxRuntime):
         raise ExportError(f"runtime: expected one of {get_args(OnnxRuntime)}, got {runtime!r}")
+    if device not in get_args(Device):
+        raise ExportError(f"device: expected 'auto', 'cpu' or 'cuda', got {device!r}")
     if runtime == "onnxruntime" or device == "cuda":
         if runtime == "openvino":
             raise ExportError("runtime 'openvino' runs on the CPU only; use device 'cpu' or runtime 'onnxruntime'")
