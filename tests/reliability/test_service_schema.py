@@ -40,6 +40,8 @@ MAX_SECONDS = 3.0
 """Bound on every answer: the fake model takes 2 ms a batch and bodies are capped at 64 kB, so anything near
 this bound is a hang, not work (the request timeout is 5 s)."""
 DOCUMENTED_503 = {"queue_full", "shutting_down", "not_ready"}
+BODY_LIMIT = 64_000
+"""The fuzzed server's body limit in bytes."""
 
 
 class TinyFake:
@@ -62,7 +64,9 @@ class TinyFake:
 
 def _app() -> FastAPI:
     model = LoadedModel(TinyFake(("cat", XSS_NAME)), name="fuzz", score_threshold=0.25)
-    options = ServeSettings(token=TOKEN, max_body_mb=0.064, max_pixels=1_000_000, cors_origins=("http://ok.test",))
+    options = ServeSettings(
+        token=TOKEN, max_body_mb=BODY_LIMIT / 1e6, max_pixels=1_000_000, cors_origins=("http://ok.test",)
+    )
     return create_app(model, settings=options)
 
 
@@ -309,7 +313,16 @@ def test_random_requests_to_every_endpoint_get_sane_answers() -> None:
         @settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         @given(fuzz=requests_(paths))
         def run(fuzz: Fuzz) -> None:
-            answer = _send(client, fuzz)
+            try:
+                answer = _send(client, fuzz)
+            except httpx.TransportError:
+                # An oversized body is answered 413 at once and never read; closing a socket with unread
+                # data makes TCP reset it, which can reach the client before it has read the 413 (seen
+                # once in ~6 clean-clone runs). Any other request must get an answer.
+                if len(fuzz.body) <= BODY_LIMIT:
+                    raise
+                statuses[-1] = statuses.get(-1, 0) + 1
+                return
             statuses[answer.status] = statuses.get(answer.status, 0) + 1
             check_answer(answer, head=fuzz.method == "HEAD")
 
