@@ -25,6 +25,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from _common import THREADS, interleaved, latency_rows, machine_info, set_threads, write_result  # noqa: E402
+from bench_inference import _from_torchvision  # noqa: E402
 
 from detforge.structures.detections import Detections  # noqa: E402
 
@@ -46,14 +47,8 @@ def main(artifact: Path, onnx_path: Path, photos: Path, *, n: int, out_dir: Path
     threshold = detector.detection_params.score_thresh
 
     def eager() -> list[Detections]:
-        out = []
         with torch.inference_mode():
-            for image in images:
-                o = model([image])[0]
-                keep = (o["labels"] > 0) & (o["scores"] >= threshold)
-                size = (int(image.shape[1]), int(image.shape[2]))
-                out.append(Detections(o["boxes"][keep], o["labels"][keep] - 1, o["scores"][keep], size))
-        return out
+            return [_from_torchvision(model([image])[0], image).above(threshold) for image in images]
 
     calls: dict[str, Any] = {"torchvision_eager": eager}
     onnx = OnnxDetector(onnx_path, device="cpu", threads=THREADS)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from detforge.export.metadata import ExportError
+from detforge.export.metadata import ExportError, ExportMetadata
 from detforge.export.onnx import read_onnx_metadata
 from detforge.export.runtime import ExportedGraph
 
@@ -41,6 +41,16 @@ def openvino_available() -> bool:
     return True
 
 
+def _metadata(model: Any, path: Path) -> ExportMetadata:
+    """The file's detforge metadata from the model OpenVINO has read (its reader keeps the ONNX metadata_props
+    under rt_info "framework"), so the file is not read a second time; with the onnx package otherwise."""
+    info = model.get_rt_info()
+    if "framework" not in info:
+        return read_onnx_metadata(path)
+    props = {key: value.astype(str) for key, value in info["framework"].items()}
+    return ExportMetadata.from_props(props, where=str(path))
+
+
 class OpenVinoDetector(ExportedGraph):
     """A detforge ONNX export compiled by OpenVINO for the CPU in float32; `Predictor(OpenVinoDetector(path))`
     works. threads: inference threads (default: every core). Calls from several threads take turns.
@@ -51,7 +61,6 @@ class OpenVinoDetector(ExportedGraph):
         self.path = Path(path)
         if not self.path.is_file():
             raise ExportError(f"{self.path}: no such ONNX file")
-        self._use_metadata(read_onnx_metadata(self.path))
         config = {
             "INFERENCE_PRECISION_HINT": "f32",
             "PERFORMANCE_HINT": "LATENCY",
@@ -59,8 +68,13 @@ class OpenVinoDetector(ExportedGraph):
         }
         try:
             core = ov.Core()
-            self._compiled = core.compile_model(core.read_model(str(self.path)), "CPU", config)
+            model = core.read_model(str(self.path))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with its own messages
+            raise ExportError(f"{self.path}: OpenVINO cannot read it: {exc}") from None
+        self._use_metadata(_metadata(model, self.path))
+        try:
+            self._compiled = core.compile_model(model, "CPU", config)
+        except Exception as exc:
             raise ExportError(f"{self.path}: OpenVINO cannot compile it: {exc}") from None
         self._request = self._compiled.create_infer_request()
         self._outputs = list(self._compiled.outputs)
