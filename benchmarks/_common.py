@@ -38,6 +38,10 @@ __all__ = [
 ]
 
 THREADS = 2
+# Untimed pause between different backends in `interleaved`. ONNX Runtime's worker threads spin-wait after
+# each run: OpenVINO timed right after it took 224-236 ms on MobileNetV3-FPN, 205-217 ms alone, and
+# 209-220 ms after a 0.2 s pause. A deployed process runs one runtime, so each one gets a quiet start.
+SETTLE_S = 0.2
 """torch intra-op threads every benchmark uses (the project's machines have 2 cores)."""
 
 
@@ -103,10 +107,17 @@ def reset_peak_rss() -> bool:
 
 
 def interleaved(
-    calls: Mapping[str, Callable[[], object]], *, rounds: int, warmup: int = 1, per_round: int = 1
+    calls: Mapping[str, Callable[[], object]],
+    *,
+    rounds: int,
+    warmup: int = 1,
+    per_round: int = 1,
+    settle_s: float = 0.0,
 ) -> dict[str, list[float]]:
     """Seconds per call of each named callable: `warmup` untimed calls each, then `rounds` rounds in which
-    every callable runs `per_round` times; the order alternates (A B, B A, ...) so drift hits all alike."""
+    every callable runs `per_round` times; the order alternates (A B, B A, ...) so drift hits all alike.
+    settle_s: an untimed pause before each callable's turn, so that worker threads the previous one left
+    spin-waiting (ONNX Runtime's do, for some milliseconds after every run) do not slow the next one."""
     names = list(calls)
     for name in names:
         for _ in range(warmup):
@@ -114,6 +125,7 @@ def interleaved(
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         for name in names if r % 2 == 0 else reversed(names):
+            time.sleep(settle_s)
             for _ in range(per_round):
                 start = time.perf_counter()
                 calls[name]()

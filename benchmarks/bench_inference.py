@@ -35,6 +35,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from _common import (  # noqa: E402
+    SETTLE_S,
     THREADS,
     interleaved,
     latency_rows,
@@ -157,7 +158,7 @@ def _bench_model(
         except Exception as exc:  # quantisation support varies by ONNX Runtime build and op set
             notes["detforge_onnx_int8"] = f"n/a: {type(exc).__name__}: {str(exc)[:200]}"
     reference = torchvision_eager()
-    samples = interleaved(backends, rounds=rounds, warmup=1)
+    samples = interleaved(backends, rounds=rounds, warmup=1, settle_s=SETTLE_S)
     gflops = REFERENCE_GFLOPS[name]
     rows: dict[str, Any] = latency_rows(backends, samples, reference, "torchvision_eager")
     for backend, row in rows.items():

@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _common import THREADS, interleaved, latency_rows, machine_info, set_threads, write_result  # noqa: E402
+from _common import SETTLE_S, THREADS, interleaved, latency_rows, machine_info, set_threads, write_result  # noqa: E402
 from bench_inference import _from_torchvision  # noqa: E402
 
 from detforge.structures.detections import Detections  # noqa: E402
@@ -59,7 +59,7 @@ def main(artifact: Path, onnx_path: Path, photos: Path, *, n: int, out_dir: Path
         calls["detforge_openvino"] = lambda: openvino.predict(images)
     except ExportError as exc:
         notes["detforge_openvino"] = f"n/a: {exc}"
-    samples = interleaved(calls, rounds=3, warmup=1)
+    samples = interleaved(calls, rounds=3, warmup=1, settle_s=SETTLE_S)
     rows = latency_rows(calls, samples, eager(), "torchvision_eager")
     for row in rows.values():  # per image, not per call of all photos
         for key in ("median_ms", "min_ms", "max_ms"):
