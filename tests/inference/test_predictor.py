@@ -210,6 +210,25 @@ def test_real_detector_artifact_round_trip(tmp_path: Path) -> None:
     assert calibrated.model.detection_params.score_thresh == pytest.approx(0.05)  # type: ignore[attr-defined]
 
 
+def test_a_detector_passed_in_keeps_its_own_threshold() -> None:
+    from detforge.models import DetectionParams
+    from detforge.models.build import build_detector
+
+    torch.manual_seed(0)
+    detector, _ = build_detector(
+        "fasterrcnn_mobilenet_v3_large_320_fpn", num_classes=2, weights="none", min_size=64, max_size=96
+    )
+    strict = DetectionParams(score_thresh=0.6, nms_thresh=0.5, detections_per_img=100)
+    detector.detection_params = strict
+    predictor = Predictor(detector, device="cpu", score_threshold=0.0)
+    image = torch.from_numpy(np.random.default_rng(0).integers(0, 255, (3, 64, 80), dtype=np.uint8))
+    (dets,) = predictor.predict_tensors([image])
+    assert len(dets) > 0 and float(dets.scores.min()) < 0.6  # the predictor's own threshold applies
+    assert detector.detection_params == strict  # the caller's model is not changed
+    (own,) = detector.predict([image.float() / 255])
+    assert bool((own.scores >= 0.6).all())
+
+
 def test_predict_tensors_takes_uint8_chw(fake, painter) -> None:  # type: ignore[no-untyped-def]
     image = torch.from_numpy(painter(64, 40, OBJECTS)).permute(2, 0, 1).contiguous()
     (dets,) = Predictor(fake, device="cpu", score_threshold=0.0).predict_tensors([image])

@@ -136,6 +136,24 @@ def test_detection_params_and_sizes() -> None:
         DetectionParams(score_thresh=1.5)
 
 
+@pytest.mark.parametrize("name", ["fasterrcnn_mobilenet_v3_large_320_fpn", "retinanet_resnet50_fpn"])
+def test_with_detection_params_leaves_the_original_alone(name: str, batch: Batch) -> None:
+    detector = _cheap(name)
+    detector.eval()
+    strict = DetectionParams(score_thresh=0.5, nms_thresh=0.5, detections_per_img=5)
+    detector.detection_params = strict
+    loose = detector.with_detection_params(DetectionParams(score_thresh=0.0, nms_thresh=0.5, detections_per_img=40))
+    assert detector.detection_params == strict
+    assert loose.detection_params.score_thresh == 0.0 and loose.detection_params.detections_per_img == 40
+    mine = dict(detector.named_parameters())
+    assert all(p is mine[n] for n, p in loose.named_parameters())  # shared, not copied
+    assert not loose.training
+    ours, theirs = detector.predict(batch[0]), loose.predict(batch[0])
+    assert [len(d) for d in ours] == [min(5, int((d.scores >= 0.5).sum())) for d in theirs]
+    assert max(len(d) for d in theirs) > 5  # the view really predicts with its own, looser params
+    assert detector.detection_params == strict  # predicting through the view changed nothing either
+
+
 def test_detections_per_img_caps_predictions(batch: Batch) -> None:
     detector = _cheap()
     detector.detection_params = DetectionParams(score_thresh=0.0, detections_per_img=3)

@@ -226,10 +226,13 @@ class Predictor:
         return DEFAULT_SCORE_THRESHOLD, "default"
 
     def _lower_model_threshold(self) -> None:
+        """Let the model return boxes down to this predictor's threshold; a Detector passed in by the caller
+        keeps its own threshold (the predictor runs a view of it sharing the weights)."""
         if isinstance(self.model, Detector):
             params = self.model.detection_params
             if self.score_threshold < params.score_thresh:
-                self.model.detection_params = dataclasses.replace(params, score_thresh=self.score_threshold)
+                lowered = dataclasses.replace(params, score_thresh=self.score_threshold)
+                self.model = self.model.with_detection_params(lowered)
 
     # -- prediction -----------------------------------------------------------------------------
     def _run(self, images: list[Tensor]) -> list[Detections]:

@@ -7,6 +7,7 @@ are three explicit methods rather than one `forward` whose result depends on `se
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -111,6 +112,20 @@ class Detector(nn.Module):
         p.score_thresh = params.score_thresh
         p.nms_thresh = params.nms_thresh
         p.detections_per_img = params.detections_per_img
+
+    def with_detection_params(self, params: DetectionParams) -> Detector:
+        """A Detector that shares this one's weights and modules (no tensor is copied) but predicts with
+        `params`; this one keeps its own. Moving or training either moves or trains both."""
+        model = copy.copy(self.model)  # own attribute dict; parameters, buffers and submodules shared
+        if hasattr(self.model, "roi_heads"):  # two-stage: the thresholds live on a submodule
+            model._modules = dict(self.model._modules)
+            model._modules["roi_heads"] = copy.copy(self.model.get_submodule("roi_heads"))
+        clone = Detector(
+            model, name=self.name, num_classes=self.num_classes, has_masks=self.has_masks, setup=self.setup
+        )
+        clone.training = self.training  # the flag only: train() would reset every shared submodule
+        clone.detection_params = params
+        return clone
 
     # -- conversion -----------------------------------------------------------------------------
     def _images(self, images: Sequence[Tensor]) -> list[Tensor]:
