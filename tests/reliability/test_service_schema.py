@@ -316,10 +316,11 @@ def test_random_requests_to_every_endpoint_get_sane_answers() -> None:
             try:
                 answer = _send(client, fuzz)
             except httpx.TransportError:
-                # An oversized body is answered 413 at once and never read; closing a socket with unread
-                # data makes TCP reset it, which can reach the client before it has read the 413 (seen
-                # once in ~6 clean-clone runs). Any other request must get an answer.
-                if len(fuzz.body) <= BODY_LIMIT:
+                # An oversized body is answered 413 at once and the rest of it read and dropped, so the
+                # client is not reset before it reads the 413 (it was, once in ~6 clean-clone runs). Only
+                # a client that announced `Expect: 100-continue` is not drained: it should not be sending.
+                continues = any(k.lower() == "expect" and v.lower() == "100-continue" for k, v in fuzz.headers)
+                if len(fuzz.body) <= BODY_LIMIT or not continues:
                     raise
                 statuses[-1] = statuses.get(-1, 0) + 1
                 return

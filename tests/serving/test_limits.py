@@ -66,9 +66,78 @@ def test_body_limit_counts_bytes_while_reading(headers) -> None:
     chunks = [b"x" * 1000] * 100  # 100 kB against a 2.5 kB limit
     result = asyncio.run(_through_middleware(headers, chunks, limit=2500))
     assert result["status"] == 413
-    assert result["chunks_read"] == 3  # stopped at the first chunk past the limit
     assert result["app_body"] == -1  # the app never saw a complete body
     assert len([m for m in result["sent"] if m["type"] == "http.response.start"]) == 1
+    assert result["chunks_read"] == 100  # the rest was read and dropped after the 413 (see the drain tests)
+    assert result["sent"][-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+def test_drain_after_a_413_is_bounded_in_bytes_and_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from detforge.serving import limits
+
+    monkeypatch.setattr(limits, "DRAIN_BYTES", 10_000)
+    endless = [b"x" * 1000] * 1000  # 1 MB still coming
+    result = asyncio.run(_through_middleware([(b"content-length", b"1000000")], endless, limit=2500))
+    assert result["status"] == 413 and result["chunks_read"] == 11  # just past DRAIN_BYTES, then closed
+
+    monkeypatch.setattr(limits, "DRAIN_S", 0.05)
+
+    async def stalled() -> float:
+        sent: list[Any] = []
+
+        async def receive() -> dict[str, Any]:
+            await asyncio.sleep(3600)  # a client that announced a body and sends nothing
+            raise AssertionError("unreachable")
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/", "headers": [(b"content-length", b"999999")]}
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await BodyLimitMiddleware(lambda *a: None, max_bytes=10)(scope, receive, send)  # type: ignore[arg-type,return-value]
+        assert sent[0]["status"] == 413 and sent[-1]["more_body"] is False
+        return loop.time() - started
+
+    assert asyncio.run(stalled()) < 1.0
+
+    async def waiting_for_continue() -> list[Any]:
+        sent: list[Any] = []
+
+        async def receive() -> dict[str, Any]:
+            raise AssertionError("a client waiting for 100-continue has sent no body to read")
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        headers = [(b"content-length", b"999999"), (b"expect", b"100-continue")]
+        scope = {"type": "http", "method": "POST", "path": "/", "headers": headers}
+        await BodyLimitMiddleware(lambda *a: None, max_bytes=10)(scope, receive, send)  # type: ignore[arg-type,return-value]
+        return sent
+
+    sent = asyncio.run(waiting_for_continue())
+    assert sent[0]["status"] == 413 and sent[-1].get("more_body", False) is False
+
+
+def test_a_client_still_sending_a_big_body_reads_the_413(fake_predictor, live_server) -> None:
+    """Without the drain the server closed the socket with the body unread, TCP reset the connection
+    and the client got a reset (on its write or its read) instead of the 413."""
+    import httpx
+
+    app = create_app(fake_predictor(), settings=ServeSettings(max_body_mb=0.064))
+    body = b"\x89PNG" + b"x" * 4_000_000  # larger than the socket buffers: the client is still sending
+    with live_server(app) as base:
+        for _ in range(3):
+            response = httpx.post(f"{base}/v1/detect", content=body, headers={"content-type": "image/png"}, timeout=10)
+            assert response.status_code == 413
+            assert response.json()["error"]["code"] == "payload_too_large"
+        url = urlparse(base)
+        for _ in range(3):  # a plain client: send the whole request, then read the answer
+            with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+                head = f"POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+                sock.sendall(head.encode() + body)
+                reply = _read_reply(sock)
+            assert reply.startswith("HTTP/1.1 413") and '"payload_too_large"' in reply
 
 
 def test_body_limit_passes_bodies_within_the_limit() -> None:

@@ -3,6 +3,7 @@ from the header before any pixel is decoded."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import warnings
@@ -25,6 +26,12 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# After a 413 the server goes on reading (and dropping) the rest of the body for this long / this much, so
+# the client, still sending, is not reset before it reads the answer (closing a socket with unread data
+# makes TCP reset the connection, and the reset can overtake the 413).
+DRAIN_S = 1.0
+DRAIN_BYTES = 64 * 1024 * 1024
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF")
 """Image formats /v1/detect accepts (by their leading bytes); anything else is 415."""
@@ -50,16 +57,37 @@ def _too_large(what: str) -> bytes:
     return json.dumps(body).encode()
 
 
+async def _drain(receive: Receive) -> int:
+    """Read and drop request body messages until the body ends, the client leaves, `DRAIN_S` seconds pass
+    or more than `DRAIN_BYTES` bytes were read; returns the bytes read."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DRAIN_S
+    read = 0
+    while read <= DRAIN_BYTES:
+        try:
+            message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+        except TimeoutError:
+            break
+        if message["type"] != "http.request":
+            break
+        read += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return read
+
+
 class BodyLimitMiddleware:
     """Answers 413 once a request body is known to exceed `max_bytes`: at once when Content-Length says
     so, otherwise as soon as the bytes received so far pass the limit (a lying Content-Length or a
-    chunked body); the rest of the body is never read and the connection is closed."""
+    chunked body). The app never sees that body; the rest of it is read and dropped for at most `DRAIN_S`
+    seconds and `DRAIN_BYTES` bytes after the 413 is sent (not when the client waits for
+    `100-continue`: it has sent nothing), then the connection is closed."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, send: Send, receive: Receive, *, drain: bool) -> None:
         body = _too_large(f"request body exceeds the limit of {self.max_bytes} bytes")
         headers = [
             (b"content-type", b"application/json"),
@@ -67,21 +95,27 @@ class BodyLimitMiddleware:
             (b"connection", b"close"),
         ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": body, "more_body": drain})
+        if drain:
+            await _drain(receive)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         declared = None
+        expects_continue = False
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = None
+            elif name == b"expect" and value.lower() == b"100-continue":
+                expects_continue = True
         if declared is not None and declared > self.max_bytes:
-            await self._reject(send)
+            await self._reject(send, receive, drain=not expects_continue)
             return
         state = {"received": 0, "rejected": False, "started": False}
 
@@ -94,7 +128,7 @@ class BodyLimitMiddleware:
                 if state["received"] > self.max_bytes:
                     if not state["started"]:
                         state["rejected"] = True
-                        await self._reject(send)
+                        await self._reject(send, receive, drain=bool(message.get("more_body")))
                     return {"type": "http.disconnect"}
             return message
 
