@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+__all__ = ["PARTIAL_WRITE", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "remove_partial_writes"]
+
+log = logging.getLogger(__name__)
+
+PARTIAL_WRITE = re.compile(r"\..+\.(?:\d+|[a-z0-9_]{8})\.tmp")
+"""Names of the temp files a killed atomic write leaves: `.<name>.<8 random chars>.tmp` (this module) and
+`.<name>.<pid>.tmp` (checkpoint saves)."""
 
 
 def _file_mode(path: Path) -> int:
@@ -50,3 +58,25 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
     """Write `obj` as UTF-8 JSON atomically; NaN/Infinity are refused (not valid JSON)."""
     return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def remove_partial_writes(folder: str | Path) -> list[Path]:
+    """Delete the temp files that atomic writes killed mid-write left directly in `folder` (files named like
+    `PARTIAL_WRITE`; complete files are never touched); returns what was removed. Call only when nothing is
+    writing into `folder`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in sorted(folder.glob(".*.tmp")):
+        if PARTIAL_WRITE.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    if removed:
+        log.warning(
+            "removed %d partial file(s) of interrupted writes in %s: %s",
+            len(removed),
+            folder,
+            [p.name for p in removed],
+        )
+    return removed

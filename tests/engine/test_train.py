@@ -181,3 +181,22 @@ def test_a_fresh_run_clears_temp_files_a_killed_first_save_left(
     train_from_config(make_config("train.max_iter=2", "eval.period=2"), out_dir=tmp_path / "run", progress=False)
     assert not partial.exists()
     assert sorted(p.name for p in checkpoints.iterdir()) == ["best.pt", "last.pt"]
+
+
+@pytest.mark.usefixtures("tiny_detector")
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_run_clears_the_run_folders_partial_writes_and_keeps_other_files(
+    make_config: Callable[..., Config], tmp_path: Path, resume: bool
+) -> None:
+    run = tmp_path / "run"
+    if resume:
+        train_from_config(make_config("train.max_iter=2", "eval.period=2"), out_dir=run, progress=False)
+    run.mkdir(exist_ok=True)
+    killed = [run / ".config.yaml.k3_x9qa1.tmp", run / ".model.pt.77.tmp"]  # what a kill mid-write leaves
+    mine = [run / ".notes.tmp", run / "my.tmp", run / ".keep"]  # files that are not detforge's temp files
+    for path in killed + mine:
+        path.write_bytes(b"partial")
+    config = make_config("train.max_iter=3" if resume else "train.max_iter=2", "eval.period=2")
+    train_from_config(config, out_dir=run, resume=resume, progress=False)
+    assert [p.exists() for p in killed] == [False, False]
+    assert [p.read_bytes() for p in mine] == [b"partial"] * 3

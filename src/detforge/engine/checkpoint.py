@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import torch
 
 from detforge.errors import CheckpointError
+from detforge.fileio import remove_partial_writes
 from detforge.models.safeload import scan_torch_file
 
 __all__ = [
@@ -43,7 +43,6 @@ CHECKPOINT_VERSION = 1
 LAST = "last.pt"
 LAST_PREV = "last.prev.pt"
 LAST_NEW = f".{LAST}.new"
-_PARTIAL = re.compile(r"\..+\.\d+\.tmp")  # `atomic_torch_save`'s temp files: .<name>.<pid>.tmp
 
 
 def non_finite_tensors(state: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -146,14 +145,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 def remove_partial_files(folder: Path) -> list[Path]:
     """Delete the temp files that saves killed mid-write left in `folder` (never complete checkpoints);
     returns what was removed. Call only when no save into `folder` is running."""
-    removed = []
-    for path in sorted(folder.glob(".*.tmp")):
-        if _PARTIAL.fullmatch(path.name) and path.is_file():
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    if removed:
-        logger.warning("removed %d partial file(s) of interrupted saves: %s", len(removed), [p.name for p in removed])
-    return removed
+    return remove_partial_writes(folder)
 
 
 def load_resume_checkpoint(folder: Path, map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], Path]:

@@ -42,7 +42,7 @@ from detforge.engine.setup import (
     resolve_device,
 )
 from detforge.errors import CheckpointError, ConfigError
-from detforge.fileio import atomic_write_json, atomic_write_text
+from detforge.fileio import atomic_write_json, atomic_write_text, remove_partial_writes
 from detforge.models.safeload import scan_torch_file
 
 if TYPE_CHECKING:
@@ -104,6 +104,7 @@ def _prepare_out_dir(out_dir: Path, resume: bool, info: DistInfo) -> None:
         )
     if info.is_main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
+        remove_partial_writes(out_dir)  # model.pt, config.yaml, ... of a killed run: complete files stay
         if not resume:  # (a resume cleans up in load_resume_checkpoint)
             remove_partial_files(ckpt_dir)  # a run killed during its first save left only a temp file
             (out_dir / METRICS_FILE).unlink(missing_ok=True)
