@@ -109,12 +109,12 @@ def serving() -> Callable[..., contextlib.AbstractAsyncContextManager[httpx.Asyn
 
 
 @contextlib.contextmanager
-def _live_server(app: Any) -> Iterator[str]:
+def _live_server(app: Any, config: uvicorn.Config | None = None) -> Iterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(config or uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
@@ -131,6 +131,7 @@ def _live_server(app: Any) -> Iterator[str]:
 
 
 @pytest.fixture
-def live_server() -> Callable[[Any], contextlib.AbstractContextManager[str]]:
-    """`with live_server(app) as base_url:` serves `app` with uvicorn on a free 127.0.0.1 port."""
+def live_server() -> Callable[..., contextlib.AbstractContextManager[str]]:
+    """`with live_server(app[, config]) as base_url:` serves `app` with uvicorn (its default settings, or the
+    `uvicorn.Config` given) on a free 127.0.0.1 port."""
     return _live_server

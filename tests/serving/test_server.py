@@ -94,3 +94,36 @@ def test_settings_reject_bad_values() -> None:
     for bad in ({"max_batch": 0}, {"port": 70000}, {"token": "short"}, {"cors_origins": ("evil",)}, {"timeout_s": -1}):
         with pytest.raises(ConfigError):
             ServeSettings(**bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 TLS to a plain-HTTP port\r\n\r\n",
+    ],
+    ids=["negative-length", "header-without-colon", "tls-hello"],
+)
+def test_requests_uvicorn_cannot_parse_get_the_json_error_shape(
+    request_bytes: bytes, fake_predictor, live_server
+) -> None:
+    from detforge.serving import create_app
+    from detforge.serving.server import uvicorn_config
+
+    settings = ServeSettings()
+    app = create_app(fake_predictor(), settings=settings)
+    with live_server(app, uvicorn_config(app, settings)) as base:
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(request_bytes)
+            reply = b""
+            while chunk := sock.recv(4096):
+                reply += chunk
+        with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:  # and the server goes on
+            assert response.status == 200
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), reply
+    assert b"content-type: application/json" in head.lower()
+    error = json.loads(body)["error"]
+    assert error["code"] == "bad_request" and error["message"].startswith("the request is not valid HTTP/1.1")

@@ -12,10 +12,11 @@ from detforge.errors import ConfigError
 from detforge.inference.predictor import Predictor
 from detforge.serving.app import create_app
 from detforge.serving.compute import ComputePlan, pin_thread, reserve_main_thread
+from detforge.serving.protocol import json_error_protocol
 from detforge.serving.reload import LoadedModel, Loader, ModelHolder, ModelWatcher, warm_up
 from detforge.serving.settings import ServeSettings
 
-__all__ = ["load_served_model", "serve"]
+__all__ = ["load_served_model", "serve", "uvicorn_config"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,23 @@ def serve(model_path: str | Path, settings: ServeSettings | None = None, *, load
         pin_thread(plan.threads)  # the caller's thread gets its torch threads back
 
 
+def uvicorn_config(app: Any, settings: ServeSettings) -> Any:
+    """The `uvicorn.Config` that `serve` runs `app` with (host, port and shutdown grace from `settings`; no
+    Server header or proxy headers; uvicorn's own log setup off; JSON 400s for unparsable requests)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        timeout_graceful_shutdown=int(settings.timeout_s) + 1,
+        server_header=False,
+        proxy_headers=False,
+        log_config=None,
+        http=json_error_protocol(),
+    )
+
+
 def _serve(path: Path, settings: ServeSettings, plan: ComputePlan, load: Loader) -> None:
     import uvicorn
 
@@ -90,15 +108,7 @@ def _serve(path: Path, settings: ServeSettings, plan: ComputePlan, load: Loader)
     holder = ModelHolder(model)
     app = create_app(holder, settings=settings, plan=plan)
     watcher = ModelWatcher(path, load, holder, interval_s=settings.reload_interval_s)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        timeout_graceful_shutdown=int(settings.timeout_s) + 1,
-        server_header=False,
-        proxy_headers=False,
-        log_config=None,
-    )
+    config = uvicorn_config(app, settings)
     log.info("serving %s (version %s) on http://%s:%d", model.name, model.version, settings.host, settings.port)
     watcher.start()
     try:
