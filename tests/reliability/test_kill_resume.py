@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-SIZE = 64
+from tiny_fixtures import write_tiny_coco
+
+TESTS_DIR = Path(__file__).resolve().parents[1]  # for the wrapper's `import tiny_fixtures`
 TINY_OVERRIDES = (  # the tiny config of tests/engine/conftest.py, last.pt every 2 iterations
     "model.name=fasterrcnn_mobilenet_v3_large_320_fpn", "model.weights=none", "model.min_size=64", "model.max_size=64",
     "train.device=cpu", "train.batch_size=2", "train.max_iter=6", "train.warmup_iters=2", "train.lr=0.01",
@@ -57,31 +57,10 @@ def park() -> None:
 
 
 if plan.get("tiny", True):
-    from torch import nn
-    from torchvision.models.detection import FasterRCNN
-    from torchvision.models.detection.anchor_utils import AnchorGenerator
-    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-    from torchvision.ops import MultiScaleRoIAlign
-
     import detforge.models.build
-    from detforge.models.builders import BackboneSetup
-    from detforge.models.detector import Detector
-    from detforge.models.weights import WeightsReport
+    from tiny_fixtures import build_tiny_detector  # tests/ is on PYTHONPATH (Runner.start)
 
-    def tiny_detector(name, *, num_classes, **kwargs):
-        backbone = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.BatchNorm2d(8), nn.ReLU())
-        backbone.out_channels = 8
-        module = FasterRCNN(
-            backbone, num_classes=None, min_size=64, max_size=64,
-            rpn_anchor_generator=AnchorGenerator(sizes=((16, 32),), aspect_ratios=((1.0,),)),
-            box_roi_pool=MultiScaleRoIAlign(["0"], output_size=4, sampling_ratio=1),
-            box_head=TwoMLPHead(8 * 4 * 4, 32), box_predictor=FastRCNNPredictor(32, num_classes + 1),
-            rpn_batch_size_per_image=32, box_batch_size_per_image=32,
-        )
-        detector = Detector(module, name=name, num_classes=num_classes, has_masks=False, setup=BackboneSetup(False))
-        return detector, WeightsReport(0, source="none")
-
-    detforge.models.build.build_detector = tiny_detector
+    detforge.models.build.build_detector = build_tiny_detector
 
 mode, nth = plan.get("mode"), plan.get("nth", 1)
 
@@ -155,36 +134,6 @@ runpy.run_module("detforge", run_name="__main__", alter_sys=True)
 '''
 
 
-def write_tiny_coco(root: Path, *, n_train: int = 6, n_val: int = 2, seed: int = 0) -> Path:
-    """A COCO dataset (train/val) of SIZE x SIZE noise images with 1-2 bright rectangles of class "a" or "b"."""
-    rng = np.random.default_rng(seed)
-    (root / "annotations").mkdir(parents=True, exist_ok=True)
-    next_image, next_ann = 1, 1
-    for subset, count in (("train", n_train), ("val", n_val)):
-        images, annotations = [], []
-        (root / "images" / subset).mkdir(parents=True, exist_ok=True)
-        for _ in range(count):
-            pixels = rng.integers(0, 80, (SIZE, SIZE, 3), dtype=np.uint8)
-            for _k in range(int(rng.integers(1, 3))):
-                w, h = (int(v) for v in rng.integers(12, 28, 2))
-                x, y = int(rng.integers(0, SIZE - w)), int(rng.integers(0, SIZE - h))
-                category = int(rng.integers(1, 3))
-                pixels[y : y + h, x : x + w] = (230, 40, 40) if category == 1 else (40, 230, 40)
-                annotations.append({
-                    "id": next_ann, "image_id": next_image, "category_id": category,
-                    "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0,
-                })  # fmt: skip
-                next_ann += 1
-            name = f"{next_image:03d}.png"
-            Image.fromarray(pixels).save(root / "images" / subset / name)
-            images.append({"id": next_image, "file_name": name, "width": SIZE, "height": SIZE})
-            next_image += 1
-        categories = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
-        coco = {"images": images, "annotations": annotations, "categories": categories}
-        (root / "annotations" / f"instances_{subset}.json").write_text(json.dumps(coco), encoding="utf-8")
-    return root
-
-
 @dataclass(frozen=True)
 class Child:
     """How a child `detforge train` ended: its exit status (-9 = SIGKILL) and what it logged."""
@@ -206,6 +155,7 @@ class Runner:
         """`plan=None`: the plain `python -m detforge`; else the fault wrapper (tiny model unless plan says not)."""
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
         env["DETFORGE_FAULT_PLAN"] = json.dumps(plan or {})
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS_DIR), env.get("PYTHONPATH", "")) if p)
         head = [sys.executable, "-m", "detforge"] if plan is None else [sys.executable, str(self.wrapper)]
         with open(log, "wb") as stderr:  # a file, not a pipe: a child that is never read from cannot block
             return subprocess.Popen(

@@ -28,6 +28,7 @@ from detforge.data.loader import DetectionDataset, build_loader
 from detforge.data.transforms import build_transforms
 from detforge.engine import train_from_config
 from detforge.errors import DatasetError, DetforgeError
+from tiny_fixtures import build_tiny_detector
 
 SIZE = 48
 
@@ -78,33 +79,8 @@ def _config(data: Path, *overrides: str) -> Config:
 
 
 def _tiny_detector(name: str, *, num_classes: int, **kwargs: object) -> tuple[object, object]:
-    """A one-layer Faster R-CNN in detforge's Detector (for tests of the loop, not of a model)."""
-    from torch import nn
-    from torchvision.models.detection import FasterRCNN
-    from torchvision.models.detection.anchor_utils import AnchorGenerator
-    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-    from torchvision.ops import MultiScaleRoIAlign
-
-    from detforge.models.builders import BackboneSetup
-    from detforge.models.detector import Detector
-    from detforge.models.weights import WeightsReport
-
-    backbone = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.BatchNorm2d(8), nn.ReLU())
-    backbone.out_channels = 8  # type: ignore[assignment]
-    module = FasterRCNN(
-        backbone,
-        num_classes=None,
-        min_size=SIZE,
-        max_size=SIZE,
-        rpn_anchor_generator=AnchorGenerator(sizes=((16, 32),), aspect_ratios=((1.0,),)),
-        box_roi_pool=MultiScaleRoIAlign(["0"], output_size=4, sampling_ratio=1),
-        box_head=TwoMLPHead(8 * 4 * 4, 32),
-        box_predictor=FastRCNNPredictor(32, num_classes + 1),
-        rpn_batch_size_per_image=32,
-        box_batch_size_per_image=32,
-    )
-    detector = Detector(module, name=name, num_classes=num_classes, has_masks=False, setup=BackboneSetup(False))
-    return detector, WeightsReport(0, source="none")
+    """A one-layer Faster R-CNN in detforge's Detector at this file's image size (tests of the loop)."""
+    return build_tiny_detector(name, num_classes=num_classes, size=SIZE)
 
 
 @pytest.fixture
