@@ -54,8 +54,11 @@ def test_openvino_computes_in_float32(tiny_onnx: ExportReport) -> None:
 
 
 def test_calls_from_two_threads_each_get_their_own_image(tiny_onnx: ExportReport) -> None:
-    runtime = OpenVinoDetector(tiny_onnx.path, threads=1)
+    runtime = OpenVinoDetector(tiny_onnx.path, threads=1, static_shapes=2)
     images = _images()
+    for image in images + images:  # two of the three sizes get a fixed-size compilation, one does not
+        runtime.predict([image])
+    assert runtime.fixed_sizes == ((150, 40), (33, 77))
     expected = [runtime.predict([image])[0] for image in images]
     got: dict[int, list[object]] = {}
 
@@ -71,6 +74,46 @@ def test_calls_from_two_threads_each_get_their_own_image(tiny_onnx: ExportReport
         for i, dets in enumerate(results):
             report = compare_detections([expected[(k + i) % 3]], [dets])  # type: ignore[list-item]
             assert report.count_mismatch == 0 and report.max_box_diff_px == 0.0
+
+
+def test_a_size_seen_twice_gets_its_own_compilation_with_the_same_detections(tiny_onnx: ExportReport) -> None:
+    images = _images()
+    any_size = OpenVinoDetector(tiny_onnx.path, threads=1, static_shapes=0)
+    reference = any_size.predict(images)
+    runtime = OpenVinoDetector(tiny_onnx.path, threads=1)
+    first = runtime.predict(images)  # every size once: nothing compiled for a size yet
+    assert runtime.fixed_sizes == ()
+    second = runtime.predict(images[1:])  # (33, 77) and (64, 85) again: the default allows two sizes
+    assert runtime.fixed_sizes == ((33, 77), (64, 85))
+    third = runtime.predict(images)  # (150, 40) again, but no slot is left: the any-size graph
+    assert runtime.fixed_sizes == ((33, 77), (64, 85))
+    assert sum(len(d) for d in reference) > 0
+    for got in (first, [first[0], *second], third):
+        report = compare_detections(reference, got)
+        assert report.count_mismatch == 0 and report.label_mismatch == 0
+        assert report.max_box_diff_px < 1e-3 and report.max_score_diff < 1e-5
+    assert any_size.fixed_sizes == ()
+    with pytest.raises(ExportError, match="static_shapes"):
+        OpenVinoDetector(tiny_onnx.path, static_shapes=-1)
+
+
+def test_a_size_that_cannot_be_compiled_falls_back_once(
+    tiny_onnx: ExportReport, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime = OpenVinoDetector(tiny_onnx.path, threads=1)
+    image = _images()[0]
+    calls: list[Any] = []
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        calls.append(args)
+        raise RuntimeError("no kernel for that size")
+
+    monkeypatch.setattr(runtime._core, "compile_model", refuse)
+    with caplog.at_level(logging.WARNING, logger="detforge.export.openvino"):
+        results = [runtime.predict([image])[0] for _ in range(4)]
+    assert len(calls) == 1 and runtime.fixed_sizes == ()  # tried once, then the any-size graph for good
+    assert "cannot compile the graph for 40x150 images" in caplog.text
+    assert all(compare_detections([results[0]], [r]).max_box_diff_px == 0.0 for r in results)
 
 
 def test_load_backend_picks_the_runtime(
