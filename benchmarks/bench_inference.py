@@ -158,7 +158,8 @@ def _bench_model(
         except Exception as exc:  # quantisation support varies by ONNX Runtime build and op set
             notes["detforge_onnx_int8"] = f"n/a: {type(exc).__name__}: {str(exc)[:200]}"
     reference = torchvision_eager()
-    samples = interleaved(backends, rounds=rounds, warmup=1, settle_s=SETTLE_S)
+    # warm-up 2: OpenVINO compiles for an image size on its second call with it
+    samples = interleaved(backends, rounds=rounds, warmup=2, settle_s=SETTLE_S)
     gflops = REFERENCE_GFLOPS[name]
     rows: dict[str, Any] = latency_rows(backends, samples, reference, "torchvision_eager")
     for backend, row in rows.items():
@@ -214,8 +215,8 @@ def main(out_dir: Path, *, quick: bool) -> dict[str, Any]:
     if not quick:
         models = [
             ("fasterrcnn_resnet50_fpn", 3, False),
-            ("fasterrcnn_mobilenet_v3_large_fpn", 4, True),
-            ("fasterrcnn_mobilenet_v2_fpn", 4, False),  # detforge's CPU default (the demo's model)
+            ("fasterrcnn_mobilenet_v3_large_fpn", 8, True),
+            ("fasterrcnn_mobilenet_v2_fpn", 8, False),  # detforge's CPU default (the demo's model)
         ]
     with tempfile.TemporaryDirectory(prefix="bench-inference-") as tmp_name:
         tmp = Path(tmp_name)

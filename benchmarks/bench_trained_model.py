@@ -59,7 +59,8 @@ def main(artifact: Path, onnx_path: Path, photos: Path, *, n: int, out_dir: Path
         calls["detforge_openvino"] = lambda: openvino.predict(images)
     except ExportError as exc:
         notes["detforge_openvino"] = f"n/a: {exc}"
-    samples = interleaved(calls, rounds=3, warmup=1, settle_s=SETTLE_S)
+    # warm-up 2: OpenVINO compiles for an image size on its second call with it
+    samples = interleaved(calls, rounds=3, warmup=2, settle_s=SETTLE_S)
     rows = latency_rows(calls, samples, eager(), "torchvision_eager")
     for row in rows.values():  # per image, not per call of all photos
         for key in ("median_ms", "min_ms", "max_ms"):
