@@ -6,8 +6,9 @@ normalises; and detforge's CPU default `fasterrcnn_mobilenet_v2_fpn` at 512 (Ima
 heads; the only model in quick mode). One sample photo (`make_sample`), 2 threads.
 Backends, timed interleaved after warm-up: torchvision eager (`model.eval(); model([img])` under
 `torch.inference_mode`), `Detector.predict` eager, `Detector.predict` with channels_last weights, ONNX
-Runtime and OpenVINO (float32, when the openvino extra is installed) on a `detforge.export` file, and
-(MobileNetV3) ONNX Runtime on that file after int8 dynamic quantisation.
+Runtime and OpenVINO (float32, when the openvino extra is installed) on a `detforge.export` file, OpenVINO
+with the opt-in compilation fixed to the image size (`static_shapes=1`), and (MobileNetV3) ONNX Runtime on
+that file after int8 dynamic quantisation.
 Each backend's detections are compared with torchvision eager (max box px / score difference, count
 mismatch), and its achieved GFLOP/s (zoo reference GFLOPs / latency) is given as a fraction of this
 machine's measured 2048x2048 float32 matmul rate; `ceiling_speedup` is the speed-up eager would need to
@@ -147,6 +148,9 @@ def _bench_model(
     try:
         openvino = OpenVinoDetector(onnx_path, threads=THREADS)
         backends["detforge_openvino"] = lambda: openvino.predict([image])
+        # opt-in: a compilation fixed to the image size (static_shapes=1), made on the second call
+        fixed = OpenVinoDetector(onnx_path, threads=THREADS, static_shapes=1)
+        backends["detforge_openvino_fixed_size"] = lambda: fixed.predict([image])
     except ExportError as exc:  # not installed, or cannot compile this graph
         notes["detforge_openvino"] = f"n/a: {str(exc)[:200]}"
     if not int8:

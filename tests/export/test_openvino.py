@@ -80,10 +80,11 @@ def test_a_size_seen_twice_gets_its_own_compilation_with_the_same_detections(tin
     images = _images()
     any_size = OpenVinoDetector(tiny_onnx.path, threads=1, static_shapes=0)
     reference = any_size.predict(images)
-    runtime = OpenVinoDetector(tiny_onnx.path, threads=1)
+    assert OpenVinoDetector(tiny_onnx.path, threads=1).static_shapes == 0  # off unless asked for
+    runtime = OpenVinoDetector(tiny_onnx.path, threads=1, static_shapes=2)
     first = runtime.predict(images)  # every size once: nothing compiled for a size yet
     assert runtime.fixed_sizes == ()
-    second = runtime.predict(images[1:])  # (33, 77) and (64, 85) again: the default allows two sizes
+    second = runtime.predict(images[1:])  # (33, 77) and (64, 85) again: two sizes allowed
     assert runtime.fixed_sizes == ((33, 77), (64, 85))
     third = runtime.predict(images)  # (150, 40) again, but no slot is left: the any-size graph
     assert runtime.fixed_sizes == ((33, 77), (64, 85))
@@ -100,7 +101,7 @@ def test_a_size_seen_twice_gets_its_own_compilation_with_the_same_detections(tin
 def test_a_size_that_cannot_be_compiled_falls_back_once(
     tiny_onnx: ExportReport, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    runtime = OpenVinoDetector(tiny_onnx.path, threads=1)
+    runtime = OpenVinoDetector(tiny_onnx.path, threads=1, static_shapes=1)
     image = _images()[0]
     calls: list[Any] = []
 

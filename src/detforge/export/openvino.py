@@ -6,10 +6,11 @@ the trained demo model on real photos); on random-noise images the two were leve
 float32: OpenVINO's own default on CPUs with AVX-512 BF16 is bfloat16, which was 1.7x slower there (no
 AMX) and moved scores by up to 0.07.
 
-The graph takes any image size. An image size seen a second time also gets a compilation fixed to that size
-(at most `static_shapes` sizes, default 2: e.g. a camera's landscape and portrait frames), which ran 3-6%
-faster than the any-size one on the benchmark models; that second call pays its compile (0.5-0.8 s), and each
-fixed-size compilation holds its own copy of the weights.
+The graph takes any image size. With `static_shapes=N`, an image size seen a second time also gets a
+compilation fixed to that size (for at most N sizes: e.g. a camera's landscape and portrait frames), which
+ran 3-6% faster than the any-size one on the benchmark models. It is off by default: the second call with a
+size pays its compile (0.5-0.8 s), and each fixed-size compilation kept 350-650 MB more memory (MobileNetV3-
+and R50-FPN at 800 px: its own weights and activation buffers).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ __all__ = ["STATIC_SHAPES", "OpenVinoDetector", "openvino_available"]
 
 log = logging.getLogger(__name__)
 
-STATIC_SHAPES = 2
+STATIC_SHAPES = 0
 """Default number of image sizes that get a compilation of their own (see the module docstring)."""
 _MAX_SIZES_COUNTED = 1024  # sizes seen once are forgotten past this many (a service of ever-new sizes)
 
@@ -66,7 +67,8 @@ def _metadata(model: Any, path: Path) -> ExportMetadata:
 class OpenVinoDetector(ExportedGraph):
     """A detforge ONNX export compiled by OpenVINO for the CPU in float32; `Predictor(OpenVinoDetector(path))`
     works. threads: inference threads (default: every core). static_shapes: how many image sizes seen twice
-    get a compilation fixed to their size (0: never). Calls from several threads take turns.
+    get a compilation fixed to their size (default 0: none; see the module docstring for its cost). Calls
+    from several threads take turns.
     ExportError naming the file when it is not a detforge ONNX export or OpenVINO cannot compile it."""
 
     def __init__(self, path: str | Path, *, threads: int | None = None, static_shapes: int = STATIC_SHAPES) -> None:
