@@ -8,9 +8,9 @@ AMX) and moved scores by up to 0.07.
 
 The graph takes any image size. With `static_shapes=N`, an image size seen a second time also gets a
 compilation fixed to that size (for at most N sizes: e.g. a camera's landscape and portrait frames), which
-ran 3-6% faster than the any-size one on the benchmark models. It is off by default: the second call with a
-size pays its compile (0.5-0.8 s), and each fixed-size compilation kept 350-650 MB more memory (MobileNetV3-
-and R50-FPN at 800 px: its own weights and activation buffers).
+ran 3-8% faster than the any-size one on the benchmark models. It is off by default: the second call with a
+size pays its compile (0.5-0.8 s), and each fixed-size compilation kept 260-650 MB more memory (MobileNetV2-
+FPN at 512 px to R50-FPN at 800 px: its own weights and activation buffers).
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class OpenVinoDetector(ExportedGraph):
     def _compile_for(self, size: tuple[int, int]) -> Any:
         """An infer request of the graph compiled for [3, H, W] images, or None (logged) when that fails."""
         try:
-            model = self._core.read_model(str(self.path))
+            model = self._core.read_model(str(self.path))  # read again: keeping the first copy costs its weights
             model.reshape({0: [3, *size]})
             return self._core.compile_model(model, "CPU", self._config).create_infer_request()
         except Exception as exc:

@@ -66,7 +66,7 @@ async def _drain(receive: Receive) -> int:
     while read <= DRAIN_BYTES:
         try:
             message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
             break
         if message["type"] != "http.request":
             break
