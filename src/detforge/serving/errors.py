@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from detforge.serving.schemas import ErrorBody, ErrorResponse
 
-__all__ = ["ApiError", "error_response", "install_error_handlers"]
+__all__ = ["ApiError", "error_json", "error_response", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,11 @@ class ApiError(Exception):
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     body = ErrorResponse(error=ErrorBody(code=code, message=message))
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def error_json(code: str, message: str) -> bytes:
+    """The error shape as a JSON body, for answers written below FastAPI (ASGI middleware, the protocol)."""
+    return ErrorResponse(error=ErrorBody(code=code, message=message)).model_dump_json().encode()
 
 
 def _validation_message(exc: RequestValidationError) -> str:

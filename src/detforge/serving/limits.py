@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import warnings
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -17,7 +16,7 @@ from torch import Tensor
 
 from detforge.errors import InvalidImage
 from detforge.inference.sources import load_image_bytes
-from detforge.serving.errors import ApiError
+from detforge.serving.errors import ApiError, error_json
 
 __all__ = ["ALLOWED_FORMATS", "BodyLimitMiddleware", "decode_upload", "sniff_format"]
 
@@ -52,11 +51,6 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def _too_large(what: str) -> bytes:
-    body = {"error": {"code": "payload_too_large", "message": what}}
-    return json.dumps(body).encode()
-
-
 async def _drain(receive: Receive) -> int:
     """Read and drop request body messages until the body ends, the client leaves, `DRAIN_S` seconds pass
     or more than `DRAIN_BYTES` bytes were read; returns the bytes read."""
@@ -88,7 +82,7 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def _reject(self, send: Send, receive: Receive, *, drain: bool) -> None:
-        body = _too_large(f"request body exceeds the limit of {self.max_bytes} bytes")
+        body = error_json("payload_too_large", f"request body exceeds the limit of {self.max_bytes} bytes")
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),

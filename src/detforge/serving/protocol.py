@@ -5,7 +5,8 @@ h11, as uvicorn chooses), except that a request uvicorn cannot parse (e.g. `Cont
 from __future__ import annotations
 
 import asyncio
-import json
+
+from detforge.serving.errors import error_json
 
 __all__ = ["bad_request_reply", "json_error_protocol"]
 
@@ -13,7 +14,7 @@ __all__ = ["bad_request_reply", "json_error_protocol"]
 def bad_request_reply(detail: str) -> bytes:
     """A complete HTTP/1.1 400 response (JSON body {"error": {"code", "message"}}, connection closed)."""
     message = f"the request is not valid HTTP/1.1 ({detail.strip().rstrip('.') or 'unparsable'})"
-    body = json.dumps({"error": {"code": "bad_request", "message": message}}).encode()
+    body = error_json("bad_request", message)
     head = (
         "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
