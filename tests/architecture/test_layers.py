@@ -17,10 +17,12 @@ ALLOWED: dict[str, set[str]] = {
     "models": set(),
     "evaluation": {"visualization", "data"},  # the report draws worst images
     "visualization": set(),
-    "inference": {"models", "data", "visualization"},
-    "export": {"models", "inference"},
-    "serving": {"inference", "visualization", "export"},
-    "engine": {"models", "data", "evaluation", "config"},
+    "reading": set(),  # recognisers work on numpy crops; inference calls them
+    "inference": {"models", "data", "visualization", "reading"},
+    "export": {"models", "inference", "reading"},
+    "serving": {"inference", "visualization", "export", "reading"},
+    "engine": {"models", "data", "evaluation", "config", "reading"},
+    "indexing": {"inference", "reading", "data", "visualization", "export"},
 }
 ALWAYS = {"errors", "fileio", "pixels", "structures", "__init__"}
 # Modules of the data stage that may use torch (the training input pipeline); the rest of the

@@ -168,7 +168,9 @@ class Annotation:
     """One labelled object: an XYXY pixel box, optional mask, on image `image_id`, class `category_id`.
 
     `category_id` is the dataset's category id (see `Categories`). `area` is the mask area when the
-    source gives one (COCO), else None (use `box_area`).
+    source gives one (COCO), else None (use `box_area`). `text` is the box's transcription (what is
+    written inside it, as the labelling tool kept it) or None when the box has none; `attributes`
+    keep every attribute as read, the transcription's source attribute included.
     """
 
     id: int
@@ -180,10 +182,13 @@ class Annotation:
     area: float | None = None
     attributes: tuple[tuple[str, str], ...] = ()
     source: Location | None = field(default=None, compare=False)
+    text: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.bbox) != 4:
             raise ValueError(f"Annotation {self.id}: bbox must have 4 numbers (XYXY), got {len(self.bbox)}")
+        if self.text is not None and not isinstance(self.text, str):
+            raise ValueError(f"Annotation {self.id}: text must be a string or None, got {type(self.text).__name__}")
 
     @property
     def box_width(self) -> float:
