@@ -14,7 +14,7 @@ ALLOWED: dict[str, set[str]] = {
     "structures": set(),
     "config": {"models", "data"},
     "data": {"visualization"},  # the label gallery draws with the shared drawing module
-    "models": set(),
+    "models": {"reading"},  # the artifact stores the model's ReadSettings
     "evaluation": {"visualization", "data"},  # the report draws worst images
     "visualization": set(),
     "reading": set(),  # recognisers work on numpy crops; inference calls them

@@ -27,13 +27,28 @@ def _meta(**changes: object) -> ExportMetadata:
 def test_props_are_json_strings_and_round_trip() -> None:
     meta = _meta()
     props = meta.to_props()
-    assert set(props) == set(METADATA_KEYS)
+    assert set(props) == set(METADATA_KEYS) | {"detforge.read"}
+    assert json.loads(props["detforge.read"]) is None
     assert json.loads(props["detforge.class_names"]) == ["cat", "dog"]
     assert json.loads(props["detforge.category_ids"]) == [3, 7]
     assert json.loads(props["detforge.score_threshold"]) == 0.25
     assert ExportMetadata.from_props({**props, "other": "x"}, where="m.onnx") == meta
     assert ExportMetadata.from_json(meta.to_json(), where="m.ts") == meta
     assert meta.num_classes == 2
+
+
+def test_read_settings_round_trip_and_old_files_without_them_load() -> None:
+    from detforge.reading import ReadSettings
+
+    read = ReadSettings(classes=("cat",), allow="0123456789.", pattern=r"\d+(\.\d+)?", lexicon=("1", "2.5"))
+    meta = _meta(read=read)
+    back = ExportMetadata.from_props(meta.to_props(), where="m.onnx")
+    assert back.read == read
+    old = {k: v for k, v in meta.to_props().items() if k != "detforge.read"}  # exported before reading existed
+    assert ExportMetadata.from_props(old, where="m.onnx").read is None
+    bad = {**meta.to_props(), "detforge.read": json.dumps({"allow": "", "enabled": True})}
+    with pytest.raises(ExportError, match=r"m\.onnx.*read\.allow"):
+        ExportMetadata.from_props(bad, where="m.onnx")
 
 
 def test_missing_and_bad_keys_name_the_file_and_key() -> None:

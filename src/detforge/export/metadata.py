@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from detforge.errors import DetforgeError
+from detforge.errors import ConfigError, DetforgeError
+from detforge.reading.settings import ReadSettings
 
-__all__ = ["FORMATS", "METADATA_KEYS", "ExportError", "ExportMetadata"]
+__all__ = ["FORMATS", "METADATA_KEYS", "OPTIONAL_METADATA_KEYS", "ExportError", "ExportMetadata"]
 
 FORMATS = ("onnx", "torchscript", "artifact")
 
@@ -33,7 +34,8 @@ class ExportMetadata:
     threshold in [0, 1] (applied by the Predictor, not the graph); detection_score_thresh / nms_thresh /
     detections_per_img: the post-processing baked into the graph; has_masks: the graph also returns
     mask probabilities; detforge_version: the detforge that exported it; format: "onnx", "torchscript" or
-    "artifact" (a detforge model file read by `load_backend`).
+    "artifact" (a detforge model file read by `load_backend`); read: how the model's boxes are read
+    (ReadSettings), None for a model that does not read text (and in files exported before reading existed).
     """
 
     model_name: str
@@ -48,8 +50,16 @@ class ExportMetadata:
     has_masks: bool
     detforge_version: str
     format: str
+    read: ReadSettings | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.read, Mapping):
+            try:
+                object.__setattr__(self, "read", ReadSettings.from_dict(self.read))
+            except ConfigError as exc:
+                raise ValueError(f"ExportMetadata.read: {exc}") from None
+        if self.read is not None and not isinstance(self.read, ReadSettings):
+            raise ValueError(f"ExportMetadata.read: expected read settings or null, got {self.read!r}")
         object.__setattr__(self, "class_names", tuple(self.class_names))
         object.__setattr__(self, "category_ids", tuple(self.category_ids))
         if not isinstance(self.model_name, str) or not self.model_name:
@@ -89,6 +99,8 @@ class ExportMetadata:
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if isinstance(value, ReadSettings):
+                value = value.to_dict()
             out[f"detforge.{f.name}"] = json.dumps(list(value) if isinstance(value, tuple) else value)
         return out
 
@@ -103,7 +115,7 @@ class ExportMetadata:
                 f"{where}: not a detforge export: metadata keys {missing} are missing "
                 "(export it with `detforge export`)"
             )
-        for key in METADATA_KEYS:
+        for key in (*METADATA_KEYS, *(k for k in OPTIONAL_METADATA_KEYS if k in props)):
             try:
                 values[key.removeprefix("detforge.")] = json.loads(props[key])
             except json.JSONDecodeError as exc:
@@ -129,7 +141,11 @@ class ExportMetadata:
         return cls.from_props(data, where=where)
 
 
-METADATA_KEYS: tuple[str, ...] = tuple(f"detforge.{f.name}" for f in fields(ExportMetadata))
+OPTIONAL_METADATA_KEYS: tuple[str, ...] = ("detforge.read",)
+"""Keys added after the first exports: read when present."""
+METADATA_KEYS: tuple[str, ...] = tuple(
+    f"detforge.{f.name}" for f in fields(ExportMetadata) if f"detforge.{f.name}" not in OPTIONAL_METADATA_KEYS
+)
 """The `metadata_props` keys every detforge ONNX export has."""
 
 

@@ -140,6 +140,7 @@ def artifact_metadata(detector: Detector, spec: ModelSpec, format: str) -> Expor
         has_masks=detector.has_masks,
         detforge_version=__version__,
         format=format,
+        read=spec.read,
     )
 
 

@@ -30,6 +30,7 @@ from detforge.models.detector import DetectionParams, Detector
 from detforge.models.safeload import safe_torch_load
 from detforge.models.weights import ARTIFACT_FORMAT
 from detforge.models.zoo import MODELS
+from detforge.reading.settings import ReadSettings
 
 __all__ = ["FORMAT_VERSION", "ModelSpec", "load_model", "save_model"]
 
@@ -42,7 +43,8 @@ _LISTED = 8
 class ModelSpec:
     """What a trained model is: zoo name, classes (index i <-> class_names[i] <-> dataset category_ids[i]),
     input size bounds (px), the deployment score threshold (0.5 until calibrated), the detforge version
-    that wrote it, and free metadata (str -> str | float; ints are stored as floats)."""
+    that wrote it, free metadata (str -> str | float; ints are stored as floats), and how the model's boxes
+    are read (`read`: ReadSettings, None for a model that does not read text)."""
 
     model_name: str
     num_classes: int
@@ -53,8 +55,13 @@ class ModelSpec:
     score_threshold: float = 0.5
     detforge_version: str = __version__
     extra: dict[str, str | float] = field(default_factory=dict)
+    read: ReadSettings | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.read, Mapping):
+            object.__setattr__(self, "read", ReadSettings.from_dict(self.read))
+        if self.read is not None and not isinstance(self.read, ReadSettings):
+            raise ValueError(f"ModelSpec.read: expected ReadSettings or None, got {type(self.read).__name__}")
         object.__setattr__(self, "class_names", tuple(self.class_names))
         object.__setattr__(self, "category_ids", tuple(self.category_ids))
         object.__setattr__(self, "extra", _check_extra(self.extra))
@@ -83,6 +90,7 @@ class ModelSpec:
         d = asdict(self)
         d["class_names"], d["category_ids"] = list(self.class_names), list(self.category_ids)
         d["extra"] = dict(self.extra)
+        d["read"] = None if self.read is None else self.read.to_dict()
         return d
 
     @classmethod
@@ -92,7 +100,8 @@ class ModelSpec:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"ModelSpec: unknown fields {unknown}; expected {sorted(names)}")
-        required = {f.name for f in fields(cls) if f.name not in ("score_threshold", "detforge_version", "extra")}
+        optional = ("score_threshold", "detforge_version", "extra", "read")
+        required = {f.name for f in fields(cls) if f.name not in optional}
         missing = sorted(required - set(data))
         if missing:
             raise ValueError(f"ModelSpec: missing fields {missing}")
@@ -199,7 +208,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[De
         spec = ModelSpec.from_dict(_section(obj, "spec", where))
         setup = BackboneSetup(**_section(obj, "setup", where))
         params = DetectionParams(**_section(obj, "detection_params", where))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, ConfigError) as exc:
         raise CheckpointError(f"{where}: invalid metadata: {exc}") from None
     info = MODELS.get(spec.model_name)
     if info is None:
