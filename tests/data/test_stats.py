@@ -172,3 +172,91 @@ def test_report_on_an_empty_dataset(tmp_path: Path) -> None:
     out = write_stats_report(empty, dataset_stats(empty), tmp_path)
     assert all((tmp_path / name).stat().st_size > 0 for name in PLOT_FILES)
     assert "Dataset statistics" in out.read_text()
+
+
+# --- transcriptions -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def transcribed() -> Dataset:
+    """number: 4 values ("12", full-width "１２", "3.14", "7"), 1 blank, 1 None, 1 ""; sign: 1 value; empty: none."""
+    texts = [("12", 1), ("\uff11\uff12", 1), ("3.14", 1), (" 7 ", 1), ("  ", 1), (None, 1), ("", 1), ("+", 2)]
+    annotations = tuple(
+        Annotation(i + 1, 1, cat, (0.0, 0.0, 10.0, 10.0), text=text) for i, (text, cat) in enumerate(texts)
+    )
+    annotations += (Annotation(99, 1, 3, (0.0, 0.0, 10.0, 10.0)),)
+    cats = Categories.from_names(["number", "sign", "empty"])
+    return Dataset((_image(1, None),), annotations, cats, Path("/nowhere"), "test")
+
+
+def test_text_counts_per_class_with_blank_and_empty_strings_told_apart(transcribed: Dataset) -> None:
+    t = dataset_stats(transcribed).text
+    rows = {c.name: (c.with_text, c.blank, c.without_text) for c in t.classes}
+    assert rows == {"number": (4, 1, 2), "sign": (1, 0, 0), "empty": (0, 0, 1)}
+    assert (t.num_with_text, t.num_blank, t.num_without_text) == (5, 1, 3)
+    assert t.read_classes == ("number", "sign")
+    assert t.has_text
+    assert t.num_distinct_values == 4  # "12" and full-width "１２" are one value after NFKC
+
+
+def test_characters_and_lengths_are_measured_on_normalised_values(transcribed: Dataset) -> None:
+    t = dataset_stats(transcribed).text
+    # values: "12", "12", "3.14", "7", "+"
+    assert [(c.char, c.count) for c in t.characters] == [
+        ("1", 3), ("2", 2), ("+", 1), (".", 1), ("3", 1), ("4", 1), ("7", 1)
+    ]
+    assert t.characters[0].name == "DIGIT ONE" and t.characters[3].name == "FULL STOP"
+    assert t.charset == "+.12347"
+    assert (t.lengths.min, t.lengths.median, t.lengths.max) == (1, 2.0, 4)
+    assert t.lengths.histogram == (0, 2, 2, 0, 1)
+
+
+def test_text_stats_in_json(transcribed: Dataset) -> None:
+    data = json.loads(json.dumps(dataset_stats(transcribed).to_json(), allow_nan=False))["text"]
+    assert data["classes"][0] == {"name": "number", "category_id": 1, "with_text": 4, "blank": 1, "without_text": 2}
+    assert data["characters"][0] == {"char": "1", "count": 3, "name": "DIGIT ONE"}
+    assert data["lengths"] == {"min": 1, "median": 2.0, "max": 4, "histogram": [0, 2, 2, 0, 1]}
+    assert data["read_classes"] == ["number", "sign"] and data["charset"] == "+.12347"
+
+
+def test_no_text_is_said_in_one_line_and_json_has_empty_lengths(crafted: Dataset) -> None:
+    s = dataset_stats(crafted)
+    assert s.text.num_with_text == 0 and s.text.num_without_text == 8 and not s.text.has_text
+    assert s.text.read_classes == () and s.text.characters == ()
+    assert s.format_table().rstrip().endswith("transcriptions: none (no box has text)")
+    assert s.to_json()["text"]["lengths"] == {"min": None, "median": None, "max": None, "histogram": []}
+
+
+def test_text_table(transcribed: Dataset) -> None:
+    text = dataset_stats(transcribed).format_table()
+    summary = "transcriptions: 5 boxes with text, 1 blank, 3 without; 4 distinct values; read classes: number, sign"
+    assert summary + "\n" in text  # no attribute named: the dataset was built in memory
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("class") and "with text" in line)
+    assert header.split() == ["class", "with", "text", "blank", "without", "text"]
+    number = lines[lines.index(header) + 2]
+    assert number.split() == ["number", "4", "1", "2"] and len(number) == len(header)
+    assert "text length (characters): min 1, median 2, max 4" in text
+    length_header = lines.index("length  values")
+    assert [line.split() for line in lines[length_header + 2 : length_header + 6]] == [
+        ["1", "2"], ["2", "2"], ["3", "0"], ["4", "1"]
+    ]
+    assert any(line.split() == ["'1'", "DIGIT", "ONE", "3"] for line in lines)
+    assert "character (7 distinct)" in text
+
+
+def test_report_has_an_escaped_transcriptions_section(tmp_path: Path) -> None:
+    anns = (
+        Annotation(1, 1, 1, (0.0, 0.0, 10.0, 10.0), text="<b>1</b>"),
+        Annotation(2, 1, 1, (0.0, 0.0, 10.0, 10.0), text="22"),
+    )
+    ds = Dataset((_image(1, None),), anns, Categories.from_names([NASTY]), Path("/nowhere"), "test")
+    page = write_stats_report(ds, dataset_stats(ds), tmp_path).read_text(encoding="utf-8")
+    assert "<h2>Transcriptions</h2>" in page and "<b>" not in page and NASTY not in page
+    assert "&#x27;&lt;&#x27; LESS-THAN SIGN" in page  # a character row, escaped
+    assert "min 2, median 5, max 8" in page  # "22" and "<b>1</b>"
+    assert 'style="width:100.0%"' in page  # the most frequent length / character has the full bar
+    stats_json = json.loads((tmp_path / "stats.json").read_text(encoding="utf-8"))
+    assert stats_json["text"]["num_with_text"] == 2
+    empty = Dataset((_image(1, None),), (), Categories.from_names(["a"]), Path("/nowhere"), "test")
+    assert "No box has text." in write_stats_report(empty, dataset_stats(empty), tmp_path / "e").read_text()

@@ -91,3 +91,38 @@ def test_bad_files(tmp_path: Path) -> None:
         load_coco_results(broken, IMAGES, CATS)
     with pytest.raises(DatasetError, match="cannot read the results file"):
         load_coco_results(tmp_path / "missing.json", IMAGES, CATS)
+
+
+def test_texts_round_trip_and_results_without_texts_stay_without(tmp_path: Path) -> None:
+    det = Detections(
+        torch.tensor([[1.0, 2.0, 11.0, 12.0], [5.0, 5.0, 15.0, 15.0], [0.0, 0.0, 4.0, 4.0]]),
+        torch.tensor([0, 1, 1]),
+        torch.tensor([0.9, 0.6, 0.2]),
+        (30, 40),
+    ).with_texts(["3.14", None, ""], [0.75, float("nan"), 0.125])
+    entries = to_coco_results({1: det}, CATS)
+    assert [(e["text"], e["text_score"]) for e in entries] == [("3.14", 0.75), (None, None), ("", 0.125)]
+    json.dumps(entries, allow_nan=False)  # NaN never reaches the file
+    loaded = load_coco_results(_write(tmp_path, entries), IMAGES, CATS)
+    assert loaded[1].texts == ("3.14", None, "")
+    assert loaded[1].text_scores is not None
+    assert loaded[1].text_scores[[0, 2]].tolist() == [0.75, 0.125] and loaded[1].text_scores[1].isnan()
+    assert loaded[5].has_text and len(loaded[5]) == 0  # every image carries texts once any entry has one
+    plain = load_coco_results(_write(tmp_path, to_coco_results({1: det.without_texts()}, CATS)), IMAGES, CATS)
+    assert not plain[1].has_text and not plain[5].has_text
+    assert "text" not in to_coco_results({1: det.without_texts()}, CATS)[0]
+
+
+def test_an_entry_without_text_is_not_read_and_bad_texts_are_named(tmp_path: Path) -> None:
+    entries = [
+        {"image_id": 1, "category_id": 3, "bbox": [0, 0, 10, 10], "score": 0.9, "text": "12", "text_score": 0.5},
+        {"image_id": 1, "category_id": 7, "bbox": [0, 0, 10, 10], "score": 0.8},
+    ]
+    loaded = load_coco_results(_write(tmp_path, entries), IMAGES, CATS)[1]
+    assert loaded.texts == ("12", None)
+    bad_text = [dict(entries[0], text=12)]
+    with pytest.raises(DatasetError, match=r"results\.json\[0\]: 'text' 12 is not a string"):
+        load_coco_results(_write(tmp_path, bad_text), IMAGES, CATS)
+    bad_score = [entries[1], dict(entries[0], text_score=1.5)]
+    with pytest.raises(DatasetError, match=r"results\.json\[1\]: 'text_score' 1\.5 is not a number in \[0, 1\]"):
+        load_coco_results(_write(tmp_path, bad_score), IMAGES, CATS)

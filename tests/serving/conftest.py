@@ -28,7 +28,8 @@ class FakePredictor:
     """Returns three boxes per image (scores 0.9, 0.6, 0.3) and records every batch size.
 
     `gate`: a threading.Event each batch waits on (up to 10 s); `delay`: seconds each batch sleeps;
-    `error`: raised by every batch.
+    `error`: raised by every batch. `texts`: the values read in the three boxes (None: not read), text
+    score 0.8 each; without it the detections carry no texts (a predictor that does not read).
     """
 
     def __init__(
@@ -39,12 +40,14 @@ class FakePredictor:
         delay: float = 0.0,
         gate: threading.Event | None = None,
         error: Exception | None = None,
+        texts: Sequence[str | None] | None = None,
     ) -> None:
         self.class_names = tuple(class_names)
         self.score_threshold = score_threshold
         self.delay = delay
         self.gate = gate
         self.error = error
+        self.texts = None if texts is None else tuple(texts)
         self.batches: list[int] = []
         self.started = threading.Event()
 
@@ -65,7 +68,10 @@ class FakePredictor:
             boxes = torch.tensor(corners, dtype=torch.float32)
             labels = torch.tensor([0, len(self.class_names) - 1, 0], dtype=torch.int64)
             scores = torch.tensor([0.9, 0.6, 0.3], dtype=torch.float32)
-            out.append(Detections(boxes, labels, scores, (h, w)).above(self.score_threshold))
+            dets = Detections(boxes, labels, scores, (h, w))
+            if self.texts is not None:
+                dets = dets.with_texts(self.texts, [float("nan") if t is None else 0.8 for t in self.texts])
+            out.append(dets.above(self.score_threshold))
         return out
 
 

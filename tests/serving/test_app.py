@@ -31,6 +31,7 @@ def test_detect_multipart_and_raw_body(fake_predictor, image_bytes, serving) -> 
                 assert body["model"] == "toy"
                 assert set(body["timing_ms"]) == {"queue", "inference", "total"}
                 assert body["timing_ms"]["total"] >= body["timing_ms"]["inference"] >= 0
+                assert body["texts"] == [None, None, None] and body["text_scores"] == [None, None, None]
             assert low.json()["scores"] == pytest.approx([0.9, 0.6])
 
     asyncio.run(main())
@@ -49,6 +50,8 @@ def test_default_threshold_and_model_info(fake_predictor, image_bytes, serving) 
                 "version": "3",
                 "score_threshold": 0.7,
                 "input_size": [320, 640],
+                "reads": False,
+                "read_classes": None,
             }
             response = await client.post("/v1/detect", content=image_bytes(), headers={"content-type": "image/png"})
             assert response.json()["scores"] == pytest.approx([0.9])

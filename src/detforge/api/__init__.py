@@ -4,6 +4,7 @@ same parameter names. This package is the only place where configuration becomes
 from detforge.api.data import check, convert, sample, show, split, stats
 from detforge.api.evaluate import evaluate
 from detforge.api.export import benchmark, export_model
+from detforge.api.index import index
 from detforge.api.models import list_models
 from detforge.api.predict import predict
 from detforge.api.serve import serve
@@ -15,6 +16,7 @@ __all__ = [
     "convert",
     "evaluate",
     "export_model",
+    "index",
     "list_models",
     "predict",
     "sample",

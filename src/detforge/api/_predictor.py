@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -9,6 +10,7 @@ from detforge.errors import ConfigError
 
 if TYPE_CHECKING:
     from detforge.inference import Predictor
+    from detforge.reading import Reader
 
 __all__ = ["EXPORTED_SUFFIXES", "make_predictor"]
 
@@ -17,23 +19,51 @@ EXPORTED_SUFFIXES = (".onnx", ".ts")
 
 
 def make_predictor(
-    model: str | Path, *, score_threshold: float | None = None, runtime: str = "auto", **kwargs: Any
+    model: str | Path,
+    *,
+    score_threshold: float | None = None,
+    runtime: str = "auto",
+    read: bool | None = None,
+    read_classes: Sequence[str] | None = None,
+    read_pattern: str | None = None,
+    read_allow: str | None = None,
+    reader: Reader | None = None,
+    **kwargs: Any,
 ) -> Predictor:
     """A Predictor for a detforge model artifact, or for an exported `.onnx` / `.ts` file (run by ONNX
     Runtime or OpenVINO / TorchScript, with class names and calibrated threshold from the file's metadata).
     `score_threshold` None keeps the model's calibrated threshold; `runtime` picks the library for an .onnx
-    file ("auto", "onnxruntime", "openvino"; see `load_backend`); other keywords go to `Predictor`.
-    ConfigError for a runtime other than "auto" with a model that is not an .onnx file."""
+    file ("auto", "onnxruntime", "openvino"; see `load_backend`) and for the recogniser; other keywords go
+    to `Predictor`. ConfigError for a runtime other than "auto" with a model that is not an .onnx file.
+
+    Reading (text in the boxes): the model's stored settings (ModelSpec.read / ExportMetadata.read) apply
+    by default; `read` True reads a model without them (every class, or `read_classes`), False never
+    reads; `read_classes`, `read_pattern`, `read_allow` override the stored values (see
+    `inference.read.resolve_read_settings`). The recogniser is `build_reader(settings, runtime=...)` unless
+    a `reader` is given."""
     from detforge.inference import Predictor
+    from detforge.inference.read import configure_reading
 
     path = Path(model)
     if runtime != "auto" and path.suffix.lower() != ".onnx":
         raise ConfigError(f"runtime {runtime!r}: only an .onnx model has a choice of runtime; {path} is not one")
+    predictor: Predictor
     if path.suffix.lower() in EXPORTED_SUFFIXES:
         from detforge.export import load_backend
 
         device = kwargs.pop("device", "auto")
         if score_threshold is not None:
             kwargs["score_threshold"] = score_threshold
-        return load_backend(path, device=device, runtime=runtime).predictor(**kwargs)  # type: ignore[arg-type]
-    return Predictor(path, score_threshold=score_threshold, **kwargs)
+        predictor = load_backend(path, device=device, runtime=runtime).predictor(**kwargs)  # type: ignore[arg-type]
+    else:
+        predictor = Predictor(path, score_threshold=score_threshold, **kwargs)
+    configure_reading(
+        predictor,
+        read=read,
+        read_classes=read_classes,
+        read_pattern=read_pattern,
+        read_allow=read_allow,
+        reader=reader,
+        runtime=runtime,
+    )
+    return predictor

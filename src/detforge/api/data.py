@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from detforge.data.clean import sanitize
 from detforge.data.dataset import Dataset
 from detforge.data.formats import WRITE_FORMATS, load_dataset, write_dataset
+from detforge.data.transcriptions import apply_text_attribute
 from detforge.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -23,26 +24,39 @@ log = logging.getLogger(__name__)
 DataLike = str | Path | Dataset
 
 
-def _as_dataset(data: DataLike, format: str | None) -> Dataset:
-    return data if isinstance(data, Dataset) else load_dataset(data, format=format)
+def _as_dataset(data: DataLike, format: str | None, text_attribute: str | None = None) -> Dataset:
+    """The dataset at `data` (or `data` itself), its transcriptions read from `text_attribute` when given."""
+    if isinstance(data, Dataset):
+        return data if text_attribute is None else apply_text_attribute(data, text_attribute)
+    return load_dataset(data, format=format, text_attribute=text_attribute)
 
 
-def check(data: DataLike, *, format: str | None = None, strict: bool = False, leakage: bool = True) -> CheckReport:
+def check(
+    data: DataLike,
+    *,
+    format: str | None = None,
+    strict: bool = False,
+    leakage: bool = True,
+    text_attribute: str | None = None,
+) -> CheckReport:
     """Check every annotation and image header of a dataset; the report lists each problem with its place.
 
-    `strict` makes warnings count as errors. Never modifies any file.
+    `strict` makes warnings count as errors. `text_attribute` names the box attribute holding the
+    transcription when auto-detection cannot choose (every data verb takes it). Never modifies any file.
     """
     from detforge.data.check import check_dataset
 
-    return check_dataset(_as_dataset(data, format), strict=strict, leakage=leakage)
+    return check_dataset(_as_dataset(data, format, text_attribute), strict=strict, leakage=leakage)
 
 
-def stats(data: DataLike, *, format: str | None = None, out: str | Path | None = None) -> DatasetStats:
+def stats(
+    data: DataLike, *, format: str | None = None, out: str | Path | None = None, text_attribute: str | None = None
+) -> DatasetStats:
     """Dataset statistics; with `out`, also PNG plots and `out/index.html`."""
     from detforge.data.stats import dataset_stats
     from detforge.data.stats_report import write_stats_report
 
-    dataset = _as_dataset(data, format)
+    dataset = _as_dataset(data, format, text_attribute)
     result = dataset_stats(dataset)
     if out is not None:
         write_stats_report(dataset, result, Path(out))
@@ -57,11 +71,12 @@ def show(
     seed: int = 0,
     subset: str | None = None,
     format: str | None = None,
+    text_attribute: str | None = None,
 ) -> Path:
     """Draw `n` random images with their labels into `out/` (gallery.png + index.html); returns the HTML path."""
     from detforge.data.show import show_dataset
 
-    return show_dataset(_as_dataset(data, format), Path(out), n=n, seed=seed, subset=subset)
+    return show_dataset(_as_dataset(data, format, text_attribute), Path(out), n=n, seed=seed, subset=subset)
 
 
 def _writable_format(dataset: Dataset, to: str | None) -> str:
@@ -82,13 +97,16 @@ def _writable(dataset: Dataset) -> Dataset:
     return cleaned
 
 
-def convert(src: DataLike, dst: str | Path, *, to: str, format: str | None = None) -> Path:
-    """Read `src` (any readable format) and write it to the folder `dst` as `to` (coco, yolo or voc).
+def convert(
+    src: DataLike, dst: str | Path, *, to: str, format: str | None = None, text_attribute: str | None = None
+) -> Path:
+    """Read `src` (any readable format) and write it to the folder `dst` as `to` (coco, yolo, voc or cvat).
 
     Boxes that cannot be written (non-finite, empty, outside the image) are dropped and logged;
-    boxes partly outside the image are clipped. Images are copied, never moved.
+    boxes partly outside the image are clipped. Images are copied, never moved. Transcriptions are
+    written as the attribute `text` (COCO, VOC, CVAT); converting them to YOLO logs how many are lost.
     """
-    dataset = _as_dataset(src, format)
+    dataset = _as_dataset(src, format, text_attribute)
     return write_dataset(_writable(dataset), dst, _writable_format(dataset, to))
 
 
@@ -103,6 +121,7 @@ def split(
     to: str | None = None,
     rename: bool = False,
     format: str | None = None,
+    text_attribute: str | None = None,
 ) -> list[Path]:
     """Split into train/val(/test) (or `folds` train/val folds) and write each to `out` (or `out/fold_<i>`).
 
@@ -112,7 +131,7 @@ def split(
     """
     from detforge.data.split import kfold, rename_to_ids, split_dataset
 
-    dataset = _as_dataset(data, format)
+    dataset = _as_dataset(data, format, text_attribute)
     fmt = _writable_format(dataset, to)
     cleaned = _writable(dataset)
     if rename:

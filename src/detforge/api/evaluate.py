@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from detforge.api.data import DataLike, _as_dataset
 from detforge.data.dataset import Dataset
-from detforge.errors import DatasetError
+from detforge.errors import ConfigError, DatasetError
 
 if TYPE_CHECKING:
     from detforge.evaluation import Calibration, EvaluationResult
@@ -18,6 +20,11 @@ if TYPE_CHECKING:
 __all__ = ["evaluate", "predict_dataset"]
 
 log = logging.getLogger(__name__)
+
+READ_SCORE_FLOOR = 0.05
+"""When evaluating a model without a given score threshold, detections scoring below this are not read
+(reading every low-score box costs a recogniser call each); read accuracy is then measured at the
+operating point or this floor, whichever is higher."""
 
 
 def _split_of(dataset: Dataset, split: str | None) -> Dataset:
@@ -29,7 +36,8 @@ def _split_of(dataset: Dataset, split: str | None) -> Dataset:
 
 
 def predict_dataset(predictor: Predictor, dataset: Dataset) -> dict[int, Detections]:
-    """Run `predictor` on every image of `dataset`; labels are mapped to the dataset's class indices by name.
+    """Run `predictor` on every image of `dataset`; labels are mapped to the dataset's class indices by name
+    (texts read by the predictor, if any, stay with their boxes).
 
     Raises DatasetError when the model's classes are not the dataset's, or an image cannot be read.
     """
@@ -49,10 +57,17 @@ def predict_dataset(predictor: Predictor, dataset: Dataset) -> dict[int, Detecti
         if result.detections is None or result.path is None:
             raise DatasetError(f"{result.source}: cannot predict on this image: {result.error}")
         dets = result.detections
-        predictions[by_path[result.path]] = type(dets)(
-            dets.boxes, to_dataset[dets.labels], dets.scores, dets.image_size, dets.masks
-        )
+        predictions[by_path[result.path]] = replace(dets, labels=to_dataset[dets.labels])  # texts kept
     return predictions
+
+
+def _classes_read(predictor: Predictor, dataset: Dataset) -> tuple[str, ...] | None:
+    """The classes `predictor` reads that have transcriptions in `dataset` (None: it reads none of them)."""
+    if predictor.reader is None or predictor.read_settings is None:
+        return None
+    labelled = {dataset.categories.by_id(a.category_id).name for a in dataset.annotations if a.text}
+    wanted = predictor.read_settings.classes or predictor.class_names
+    return tuple(c for c in wanted if c in labelled) or None
 
 
 def evaluate(
@@ -71,6 +86,11 @@ def evaluate(
     calibrate: bool = False,
     target_precision: float | None = None,
     runtime: str = "auto",
+    read: bool | None = None,
+    read_classes: Sequence[str] | None = None,
+    read_pattern: str | None = None,
+    read_allow: str | None = None,
+    text_attribute: str | None = None,
 ) -> EvaluationResult:
     """COCO AP/AR (COCO-exact), per-class table, PR/F1 curves, confusion matrix, error breakdown and
     bootstrap confidence intervals of `model` (a model artifact, or an exported .onnx/.ts file) on the
@@ -83,20 +103,40 @@ def evaluate(
     `calibrate` stores a score threshold found on this split in the model artifact (use the validation
     split): the best-F1 one, or with `target_precision` the lowest reaching that precision. predict and
     serve then use it unless told otherwise.
+
+    Reading: when the ground truth has transcriptions and the detections carry texts (a model that reads,
+    or a results file with "text" keys), the result's `read` holds read accuracy (exact match, character
+    error rate, end-to-end recall next to detection recall, per-page accuracy, misreads; see
+    `evaluation.text_metrics`); `text_attribute` names the box attribute holding the transcription when the
+    dataset's format leaves it ambiguous (as in `load_dataset`). A model reads with its stored settings
+    (`read` None), or every class (`read` True), or not at all (`read` False); `read_classes`,
+    `read_pattern`, `read_allow` override the stored settings as in `predict`, so their effect can be
+    measured. Boxes scoring below `score_threshold` (or, without one, `READ_SCORE_FLOOR`) are not read.
     """
     from detforge.evaluation import evaluate_predictions, load_coco_results
 
-    dataset = _split_of(_as_dataset(data, format), split)
+    dataset = _split_of(_as_dataset(data, format, text_attribute), split)
     if (model is None) == (detections is None):
         raise DatasetError("evaluate: give either a model or detections=RESULTS.json, not both or neither")
+    read_floor, measured = 0.0, None
     if detections is not None:
+        given = [k for k, v in (("read", read), ("read_classes", read_classes), ("read_pattern", read_pattern),
+                                ("read_allow", read_allow)) if v is not None]  # fmt: skip
+        if given:
+            raise ConfigError(f"{', '.join(given)} apply to a model; a detections file is scored as it is")
         predictions = load_coco_results(Path(detections), dataset.images, dataset.categories)
     else:
         from detforge.api._predictor import make_predictor
 
         assert model is not None
-        predictor = make_predictor(model, device=device, runtime=runtime, batch_size=batch_size, score_threshold=0.0)
+        predictor = make_predictor(
+            model, device=device, runtime=runtime, batch_size=batch_size, score_threshold=0.0,
+            read=read, read_classes=read_classes, read_pattern=read_pattern, read_allow=read_allow,
+        )  # fmt: skip
+        read_floor = score_threshold if score_threshold is not None else READ_SCORE_FLOOR
+        predictor.read_min_box_score = read_floor
         predictions = predict_dataset(predictor, dataset)
+        measured = _classes_read(predictor, dataset)
     result = evaluate_predictions(
         dataset.images,
         dataset.annotations,
@@ -106,6 +146,8 @@ def evaluate(
         score_threshold=score_threshold,
         bootstrap_n=bootstrap,
         seed=seed,
+        read_floor=read_floor,
+        read_classes=measured,
     )
     if calibrate:
         if model is None or Path(model).suffix.lower() != ".pt":

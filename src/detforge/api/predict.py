@@ -36,6 +36,10 @@ def predict(
     device: str = "auto",
     ids_from: str | Path | None = None,
     runtime: str = "auto",
+    read: bool | None = None,
+    read_classes: Sequence[str] | None = None,
+    read_pattern: str | None = None,
+    read_allow: str | None = None,
 ) -> list[PredictionResult]:
     """Predict on an image file, folder, glob or list; returns one PredictionResult per image.
 
@@ -49,6 +53,12 @@ def predict(
     `tile` (pixels) turns on tiled inference with `tile_overlap`; `tta` adds horizontal-flip TTA.
     `ids_from` (a dataset) makes the COCO results use that dataset's image and category ids, matched
     by image path, then by file name, so `detforge eval --detections` can score them against it.
+
+    Reading: a model with stored read settings (trained on transcriptions) gives each box of a read class
+    `text` and `text_score` (in every format but yolo, and on the drawn images); `read=True` reads with a
+    model trained without them (every class, or `read_classes`), `read=False` turns reading off, and
+    `read_pattern` (a regex the value must match) and `read_allow` (the characters a value may hold)
+    override the stored settings.
     """
     from detforge.api._predictor import make_predictor
     from detforge.errors import ConfigError
@@ -67,6 +77,10 @@ def predict(
         score_threshold=score_threshold,
         tile=TileConfig(size=tile, overlap=tile_overlap) if tile else None,
         flip_tta=tta,
+        read=read,
+        read_classes=read_classes,
+        read_pattern=read_pattern,
+        read_allow=read_allow,
     )
     sources = [str(s) for s in source] if isinstance(source, (list, tuple)) else str(source)
     results = list(predictor.predict_many(sources, on_error="report"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["serve"]
@@ -19,13 +20,19 @@ def serve(
     max_body_mb: float = 20.0,
     timeout_s: float = 30.0,
     runtime: str = "auto",
+    read: bool | None = None,
+    read_classes: Sequence[str] | None = None,
+    read_pattern: str | None = None,
+    read_allow: str | None = None,
 ) -> None:
     """Serve `model` (a model artifact or an exported .onnx file, run by `runtime`: "auto", "onnxruntime"
     or "openvino") until SIGTERM/Ctrl-C: POST /v1/detect, the web page at /, health, readiness, model
     info and Prometheus metrics. Binding anything but loopback needs a bearer `token` (default: the
-    DETFORGE_TOKEN environment variable). Replacing the model file reloads it.
+    DETFORGE_TOKEN environment variable). Replacing the model file reloads it. The model's stored read
+    settings apply (each box of a read class gets `text` and `text_score`); `read`, `read_classes`,
+    `read_pattern`, `read_allow` override them as in `detforge.predict`.
     """
-    from detforge.serving import ServeSettings, load_served_model
+    from detforge.serving import LoadedModel, ServeSettings, load_served_model
     from detforge.serving import serve as run
 
     settings = ServeSettings(
@@ -37,4 +44,16 @@ def serve(
         max_body_mb=max_body_mb,
         timeout_s=timeout_s,
     )
-    run(Path(model), settings, loader=lambda p: load_served_model(p, batch_size=max_batch, runtime=runtime))
+
+    def load(path: Path) -> LoadedModel:
+        return load_served_model(
+            path,
+            batch_size=max_batch,
+            runtime=runtime,
+            read=read,
+            read_classes=read_classes,
+            read_pattern=read_pattern,
+            read_allow=read_allow,
+        )
+
+    run(Path(model), settings, loader=load)

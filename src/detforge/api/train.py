@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -14,13 +15,16 @@ from detforge.errors import ConfigError
 
 if TYPE_CHECKING:
     from detforge.config import Config
+    from detforge.data.dataset import Dataset
     from detforge.engine import TrainResult
+    from detforge.engine.reading import ReadOutcome
+    from detforge.reading import Reader, ReadSettings
 
-__all__ = ["calibrate_model", "train"]
+__all__ = ["calibrate_model", "setup_reading", "train"]
 
 log = logging.getLogger("detforge.train")
 
-_CONFIG_SECTIONS = {"model", "data", "train", "eval"}
+_CONFIG_SECTIONS = {"model", "data", "train", "eval", "read"}
 
 
 def _is_config_file(path: Path) -> bool:
@@ -49,6 +53,14 @@ def resolve_config(
     `data_or_config` is a detforge YAML config or a dataset (any readable format). Keys set in the
     config file or by `overrides` are kept; the others are fitted to the data and this machine.
     """
+    config, reasons, _ = _resolve(data_or_config, overrides, time=time)
+    return config, reasons
+
+
+def _resolve(
+    data_or_config: str | Path | None, overrides: Sequence[str] = (), *, time: str | None = None
+) -> tuple[Config, list[str], Dataset]:
+    """`resolve_config` and the dataset it read."""
     from detforge.config import auto_config, load_config
     from detforge.data.formats import load_dataset
     from detforge.engine.distributed import DistInfo
@@ -64,10 +76,10 @@ def resolve_config(
         config = load_config(None, extra + ([f"train.time={time}"] if time else []))
     if config.data.path is None:
         raise ConfigError("no dataset: pass DATA (a dataset folder or file) or set data.path in the config")
-    dataset = load_dataset(config.data.path, config.data.format)
+    dataset = load_dataset(config.data.path, config.data.format, text_attribute=config.data.text_attribute)
     device = resolve_device(config.train.device, DistInfo()).type
     config, reasons = auto_config(dataset, device=device, cpu_count=os.cpu_count() or 1, base=config)
-    return config, list(reasons)  # the trainer logs check_schedule's warnings itself
+    return config, list(reasons), dataset  # the trainer logs check_schedule's warnings itself
 
 
 def train(
@@ -80,6 +92,8 @@ def train(
     devices: int = 1,
     calibrate: bool = True,
     progress: bool = True,
+    text_attribute: str | None = None,
+    reader: Reader | None = None,
 ) -> TrainResult:
     """Fine-tune a detector; returns where the run, its checkpoints and the model artifact are.
 
@@ -88,9 +102,21 @@ def train(
     runs/trainN). `time`: a budget such as "20m" that ends training cleanly with an evaluated best
     model. `resume`: continue the run in `out` exactly (its saved config is used). `devices`: data-
     parallel processes. `calibrate`: store the best-F1 score threshold on the validation subset in
-    the model artifact, used by predict and serve unless overridden.
+    the model artifact, used by predict and serve unless overridden (and the text threshold, below).
+
+    Reading (the `read` config section): when it is on (by default when the training boxes have
+    transcriptions) the model stores its ReadSettings, and with `calibrate` the validation boxes that
+    have transcriptions are read to measure read accuracy and calibrate the text-confidence threshold
+    (`read.min_score: auto`). `text_attribute`: the box attribute holding the transcription (the same as
+    the override `data.text_attribute=NAME`). `reader`: the recogniser for that pass (default: built from
+    the settings, `detforge.reading.build_reader`).
     """
+    from dataclasses import replace
+
     from detforge.engine import train_from_config
+    from detforge.engine.reading import read_settings_from_config
+    from detforge.engine.trainer import RESULT_FILE
+    from detforge.fileio import atomic_write_json
 
     if resume:
         if out is None:
@@ -99,14 +125,92 @@ def train(
         if data_or_config is None and saved.is_file():
             data_or_config = saved
     run_dir = Path(out) if out is not None else _next_run_dir()
-    config, notes = resolve_config(data_or_config, overrides, time=time)
+    if text_attribute is not None:  # JSON-quoted: a YAML string whatever the name looks like
+        overrides = [*overrides, f"data.text_attribute={json.dumps(text_attribute)}"]
+    config, notes, dataset = _resolve(data_or_config, overrides, time=time)
     for line in notes:
         log.info("%s", line)
+    settings = read_settings_from_config(config.read)  # before training: a bad lexicon fails now, not after
+    train_texts = 0 if settings is None else _log_read_settings(settings, dataset, config)
     log.info("run folder: %s", run_dir)
     result = train_from_config(config, out_dir=run_dir, resume=resume, devices=devices, progress=progress)
     if calibrate and config.data.val is not None:
         calibrate_model(result.model_path, config)
+    if settings is not None:
+        outcome = setup_reading(result.model_path, config, settings, dataset, train_texts, reader, calibrate)
+        result = replace(result, read=outcome)
+        atomic_write_json(result.out_dir / RESULT_FILE, result.to_json())
     return result
+
+
+def _log_read_settings(settings: ReadSettings, dataset: Dataset, config: Config) -> int:
+    """Say what reading will do (one line; a warning when there is nothing to learn it from); the number of
+    training transcriptions of the read classes."""
+    from detforge.engine.reading import count_transcriptions
+
+    train = dataset.subset(config.data.train) if config.data.train in dataset.subsets else dataset
+    n = count_transcriptions(train, settings)
+    classes = "every class" if settings.classes is None else ", ".join(settings.classes)
+    allow = "any character" if settings.allow is None else repr(settings.allow)
+    extra = "".join(
+        f"; {label} {value}"
+        for label, value in (
+            ("pattern", None if settings.pattern is None else repr(settings.pattern)),
+            ("lexicon", None if settings.lexicon is None else f"of {len(settings.lexicon)} values"),
+        )
+        if value is not None
+    )
+    log.info("reading: on for %s (%d training transcriptions); allow-list %s%s", classes, n, allow, extra)
+    if n == 0:
+        log.warning(
+            "read.enabled is true but no training box of a read class has a transcription: the model reads "
+            "%s with any character%s; label the text in the boxes to learn an allow-list and calibrate",
+            classes,
+            "" if settings.allow is None else " of read.allow",
+        )
+    return n
+
+
+def setup_reading(
+    model_path: Path,
+    config: Config,
+    settings: ReadSettings,
+    dataset: Dataset,
+    train_texts: int,
+    reader: Reader | None = None,
+    calibrate: bool = True,
+) -> ReadOutcome:
+    """Store `settings` in the artifact `model_path`, after reading the validation boxes with transcriptions
+    (with `reader`, default `build_reader(settings)`) to measure read accuracy and, for `read.min_score: auto`,
+    calibrate the text-confidence threshold. A recogniser that cannot be built or run leaves the threshold
+    uncalibrated with a warning (the model still reads)."""
+    from detforge.engine.reading import ReadOutcome, calibrate_reading, store_read_settings
+    from detforge.errors import DetforgeError
+    from detforge.reading import build_reader
+
+    calibration, note, quiet = None, "", False
+    if not calibrate:
+        note, quiet = "text threshold not calibrated (calibrate=False)", True
+    elif config.data.val is None or config.data.val not in dataset.subsets:
+        note = "no validation subset: text threshold not calibrated"
+    else:
+        try:
+            reader = reader if reader is not None else build_reader(settings)
+            settings, calibration, note = calibrate_reading(
+                settings,
+                dataset.subset(config.data.val),
+                reader,
+                target_precision=config.read.target_precision,
+                calibrate_min_score=config.read.min_score == "auto",
+            )
+        except DetforgeError as exc:
+            note = f"text threshold not calibrated: {exc}"
+    outcome = ReadOutcome(settings, train_texts, calibration, note)
+    if note and not quiet:
+        log.warning("reading: %s", note)
+    store_read_settings(model_path, settings)
+    log.info("%s; stored in %s", outcome.summary(), model_path)
+    return outcome
 
 
 def calibrate_model(model_path: Path, config: Config) -> float | None:
@@ -119,7 +223,8 @@ def calibrate_model(model_path: Path, config: Config) -> float | None:
     from detforge.models.artifact import load_model
 
     assert config.data.path is not None and config.data.val is not None
-    val = load_dataset(config.data.path, config.data.format).subset(config.data.val)
+    val = load_dataset(config.data.path, config.data.format, text_attribute=config.data.text_attribute)
+    val = val.subset(config.data.val)
     detector, spec = load_model(model_path)
     predictions = predict_dataset(Predictor(detector, class_names=spec.class_names, score_threshold=0.0), val)
     try:

@@ -14,7 +14,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from detforge.cli import data, export, infer, models, serve, train
+    from detforge.cli import data, export, index, infer, models, serve, train
 
     parser = argparse.ArgumentParser(
         prog="detforge",
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(commands)
     export.add_parsers(commands)
     infer.add_parsers(commands)
+    index.add_parser(commands)
     return parser
 
 

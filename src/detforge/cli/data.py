@@ -13,6 +13,12 @@ __all__ = ["add_parser"]
 
 def _add_format(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=READ_FORMATS, default=None, help="force the input format (default: detect)")
+    p.add_argument(
+        "--text-attribute",
+        metavar="NAME",
+        default=None,
+        help="the box attribute holding its transcription (default: detected when unambiguous)",
+    )
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -61,7 +67,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--rename", action="store_true", help="rename images to their ids (000001.jpg, ...)")
     p.set_defaults(handler=_split)
 
-    p = sub.add_parser("convert", help="convert a dataset to coco, yolo or voc")
+    p = sub.add_parser("convert", help="convert a dataset to coco, yolo, voc or cvat")
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)
     p.add_argument("--to", choices=WRITE_FORMATS, required=True)
@@ -80,7 +86,13 @@ def _sample(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from detforge.api import check
 
-    report = check(args.data, format=args.format, strict=args.strict, leakage=args.leakage)
+    report = check(
+        args.data,
+        format=args.format,
+        strict=args.strict,
+        leakage=args.leakage,
+        text_attribute=args.text_attribute,
+    )
     print(json.dumps(report.to_json(), indent=2) if args.json else report.format_text())
     return 0 if report.ok else 1
 
@@ -88,7 +100,7 @@ def _check(args: argparse.Namespace) -> int:
 def _stats(args: argparse.Namespace) -> int:
     from detforge.api import stats
 
-    result = stats(args.data, format=args.format, out=args.out)
+    result = stats(args.data, format=args.format, out=args.out, text_attribute=args.text_attribute)
     print(json.dumps(result.to_json(), indent=2) if args.json else result.format_table())
     if args.out is not None and not args.json:
         print(f"\nplots and report: {args.out / 'index.html'}")
@@ -98,7 +110,15 @@ def _stats(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from detforge.api import show
 
-    html = show(args.data, out=args.out, n=args.n, seed=args.seed, subset=args.subset, format=args.format)
+    html = show(
+        args.data,
+        out=args.out,
+        n=args.n,
+        seed=args.seed,
+        subset=args.subset,
+        format=args.format,
+        text_attribute=args.text_attribute,
+    )
     print(f"gallery: {html}  (grid: {html.parent / 'gallery.png'})")
     return 0
 
@@ -116,6 +136,7 @@ def _split(args: argparse.Namespace) -> int:
         to=args.to,
         rename=args.rename,
         format=args.format,
+        text_attribute=args.text_attribute,
     )
     for out in outs:
         print(f"wrote {out}")
@@ -125,6 +146,6 @@ def _split(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from detforge.api import convert
 
-    out = convert(args.src, args.dst, to=args.to, format=args.format)
+    out = convert(args.src, args.dst, to=args.to, format=args.format, text_attribute=args.text_attribute)
     print(f"wrote {args.to} dataset to {out}")
     return 0

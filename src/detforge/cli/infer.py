@@ -32,6 +32,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument("--runtime", default="auto", choices=RUNTIMES, help=RUNTIME_HELP)
     p.add_argument("--batch-size", dest="batch_size", type=int, default=4)
     p.add_argument("--format", default=None, help="force the dataset format")
+    p.add_argument(
+        "--text-attribute",
+        dest="text_attribute",
+        metavar="NAME",
+        default=None,
+        help="the box attribute holding its transcription (default: detected when unambiguous)",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--calibrate",
@@ -45,6 +52,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         default=None,
         help="with --calibrate: the lowest threshold reaching this precision instead of best F1",
     )
+    add_read_arguments(p)
     p.set_defaults(handler=_eval)
 
     p = commands.add_parser("predict", help="run a model on images; write COCO/YOLO/CSV/CVAT/Label Studio results")
@@ -73,7 +81,45 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         default=None,
         help="dataset whose image/category ids the COCO results use (for eval --detections)",
     )
+    add_read_arguments(p)
     p.set_defaults(handler=_predict)
+
+
+def add_read_arguments(p: argparse.ArgumentParser) -> None:
+    """--read / --no-read, --read-classes, --read-pattern, --read-allow (dests as the API's parameters)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--read",
+        dest="read",
+        action="store_const",
+        const=True,
+        default=None,
+        help="read the text in the boxes even if the model was trained without transcriptions (default: read "
+        "when the model has read settings)",
+    )
+    group.add_argument("--no-read", dest="read", action="store_const", const=False, help="do not read text")
+    p.add_argument(
+        "--read-classes",
+        dest="read_classes",
+        nargs="+",
+        default=None,
+        metavar="CLASS",
+        help="classes whose boxes are read (default: the model's, else all)",
+    )
+    p.add_argument(
+        "--read-pattern",
+        dest="read_pattern",
+        default=None,
+        metavar="REGEX",
+        help="a value read must match this regular expression in full (overrides the model's)",
+    )
+    p.add_argument(
+        "--read-allow",
+        dest="read_allow",
+        default=None,
+        metavar="CHARS",
+        help="the characters a value may contain, e.g. 0123456789. (overrides the model's)",
+    )
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -103,6 +149,11 @@ def _eval(args: argparse.Namespace) -> int:
         format=args.format,
         calibrate=args.calibrate,
         target_precision=args.target_precision,
+        read=args.read,
+        read_classes=args.read_classes,
+        read_pattern=args.read_pattern,
+        read_allow=args.read_allow,
+        text_attribute=args.text_attribute,
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -118,6 +169,8 @@ def _eval(args: argparse.Namespace) -> int:
     if result.calibration is not None:
         c = result.calibration
         print(f"best-F1 score threshold {c.threshold:.3f} (precision {c.precision:.3f}, recall {c.recall:.3f})")
+    if result.read is not None:
+        print(result.read.summary())
     if result.report is not None:
         print(f"report: {result.report}")
     return 0
@@ -140,14 +193,22 @@ def _predict(args: argparse.Namespace) -> int:
         device=args.device,
         runtime=args.runtime,
         ids_from=args.ids_from,
+        read=args.read,
+        read_classes=args.read_classes,
+        read_pattern=args.read_pattern,
+        read_allow=args.read_allow,
     )
     failed = [r for r in results if not r.ok]
     found = sum(len(r.detections) for r in results if r.detections is not None)
-    print(f"{len(results) - len(failed)} images, {found} detections" + (f" -> {args.out}" if args.out else ""))
+    read = sum(t is not None for r in results if r.detections is not None for t in r.detections.texts or ())
+    summary = f"{len(results) - len(failed)} images, {found} detections" + (f", {read} read" if read else "")
+    print(summary + (f" -> {args.out}" if args.out else ""))
     for r in failed:
         print(f"skipped {r.source}: {r.error}", file=sys.stderr)
     if args.out is None:
         for r in results:
             if r.detections is not None:
-                print(f"{r.source}: {len(r.detections)} detections")
+                texts = [t for t in r.detections.texts or () if t is not None]
+                values = f"; read {', '.join(repr(t) for t in texts)}" if texts else ""
+                print(f"{r.source}: {len(r.detections)} detections{values}")
     return 1 if failed and len(failed) == len(results) else 0

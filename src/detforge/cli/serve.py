@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from detforge.cli.infer import RUNTIME_HELP, RUNTIMES
+from detforge.cli.infer import RUNTIME_HELP, RUNTIMES, add_read_arguments
 
 __all__ = ["add_parser"]
 
@@ -27,6 +27,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--max-body-mb", dest="max_body_mb", type=float, default=20.0)
     p.add_argument("--timeout-s", dest="timeout_s", type=float, default=30.0)
     p.add_argument("--runtime", default="auto", choices=RUNTIMES, help=RUNTIME_HELP)
+    add_read_arguments(p)
     p.set_defaults(handler=_serve)
 
 
@@ -43,5 +44,9 @@ def _serve(args: argparse.Namespace) -> int:
         max_body_mb=args.max_body_mb,
         timeout_s=args.timeout_s,
         runtime=args.runtime,
+        read=args.read,
+        read_classes=args.read_classes,
+        read_pattern=args.read_pattern,
+        read_allow=args.read_allow,
     )
     return 0

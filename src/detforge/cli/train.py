@@ -13,7 +13,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = commands.add_parser(
         "train",
         help="fine-tune a detector on a dataset (or a YAML config) with automatic, explained defaults",
-        description="detforge train DATA_OR_CONFIG [key=value ...] [--out DIR] [--time 20m] [--resume] [--devices N]",
+        description="detforge train DATA_OR_CONFIG [key=value ...] [--out DIR] [--time 20m] [--resume] [--devices N]"
+        " [--text-attribute NAME]",
     )
     p.add_argument(
         "data_or_config",
@@ -31,7 +32,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--no-calibrate",
         dest="calibrate",
         action="store_false",
-        help="do not store a validation best-F1 score threshold in the model",
+        help="do not calibrate on the validation subset (the best-F1 score threshold, the text threshold)",
+    )
+    p.add_argument(
+        "--text-attribute",
+        default=None,
+        metavar="NAME",
+        help="box attribute holding each transcription (data.text_attribute); default: detected when unambiguous",
     )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -55,6 +62,7 @@ def _train(args: argparse.Namespace) -> int:
         devices=args.devices,
         calibrate=args.calibrate,
         progress=args.progress,
+        text_attribute=args.text_attribute,
     )
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
@@ -66,6 +74,8 @@ def _train(args: argparse.Namespace) -> int:
             f"validation AP {m['ap']:.3f}  AP50 {m['ap50']:.3f}  val loss {final.val_loss:.4f} "
             f"(best {result.metric} {result.best_metric:.4f} at iteration {result.best_iteration})"
         )
+    if result.read is not None:
+        print(result.read.summary())
     print(f"stopped: {result.stop_reason} after {result.iterations} iterations")
     print(f"model: {result.model_path}")
     print(f"logs: tensorboard --logdir {result.out_dir / 'tb'}   metrics: {result.out_dir / 'metrics.jsonl'}")

@@ -8,7 +8,15 @@ from detforge.config.detectron2 import DETECTRON2_KEYS
 from detforge.config.load import default_config_yaml, dump_config, load_config, parse_override
 from detforge.config.messages import all_keys
 from detforge.config.schedule_checks import check_schedule
-from detforge.config.schema import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig, parse_duration
+from detforge.config.schema import (
+    Config,
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    ReadConfig,
+    TrainConfig,
+    parse_duration,
+)
 
 __all__ = [
     "DETECTRON2_KEYS",
@@ -16,6 +24,7 @@ __all__ = [
     "DataConfig",
     "EvalConfig",
     "ModelConfig",
+    "ReadConfig",
     "TrainConfig",
     "all_keys",
     "auto_config",

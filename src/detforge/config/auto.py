@@ -6,6 +6,7 @@ import math
 import statistics
 from typing import Any
 
+from detforge.config.auto_read import choose_read
 from detforge.config.schedule_checks import SGD_REFERENCE_BATCH, SGD_REFERENCE_LR
 from detforge.config.schema import Config, parse_duration
 from detforge.data.dataset import Dataset
@@ -79,6 +80,13 @@ class _Chooser:
         shown = value if not isinstance(value, float) else float(f"{value:.3g}")
         self.reasons.append(f"{section}.{key} = {shown}: {reason}")
 
+    def resolve(self, section: str, key: str, value: Any, reason: str) -> None:
+        """Set `value` even when the key was given explicitly: for given values that ask for a choice (auto)."""
+        self.values[section][key] = value
+        shown = "null" if value is None else repr(value) if isinstance(value, str) else value
+        shown = list(value) if isinstance(value, tuple) else shown
+        self.reasons.append(f"{section}.{key} = {shown}: {reason}")
+
     def config(self) -> Config:
         """The base config with the chosen values, validated; chosen keys count as set from now on."""
         sections: dict[str, Any] = {}
@@ -105,7 +113,8 @@ def auto_config(
     Chooses model and weights, input size, batch size, learning rate (linear scaling from SGD 0.02 at 16
     images), warmup, schedule length (iterations from the training-set size; on CPU capped at a run of
     about 15 minutes from measured speeds), evaluation period, and drops the val/test subsets the dataset
-    does not have. Returns the new config and one "key = value: reason" line per choice.
+    does not have; resolves the automatic `read` keys from the training transcriptions (see auto_read). Returns
+    the new config and one "key = value: reason" line per choice.
     """
     c = _Chooser(base or Config())
     gpu = device.startswith("cuda")
@@ -207,4 +216,5 @@ def auto_config(
         n_evals = min(10, max(2, affordable))
         period = max(1, math.ceil(max_iter / n_evals))
         c.choose("eval", "period", period, f"{n_evals} evaluations of {n_val} val images over the run")
+    choose_read(c, train, dataset)
     return c.config(), c.reasons

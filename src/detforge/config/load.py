@@ -19,7 +19,7 @@ __all__ = ["apply_overrides", "default_config_yaml", "dump_config", "load_config
 logger = logging.getLogger(__name__)
 
 # Keys holding file paths: relative paths in a config file are relative to that file's folder.
-_PATH_KEYS = (("data", "path"), ("model", "weights"))
+_PATH_KEYS = (("data", "path"), ("model", "weights"), ("read", "lexicon"))
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -96,7 +96,7 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
         tree = {}
     if not isinstance(tree, dict):
         raise ConfigError(
-            f"{path}: expected a mapping of sections (model, data, train, eval), got {type(tree).__name__}"
+            f"{path}: expected a mapping of sections (model, data, train, eval, read), got {type(tree).__name__}"
         )
     for section, key in _PATH_KEYS:
         value = tree.get(section, {}).get(key) if isinstance(tree.get(section), dict) else None
@@ -158,14 +158,16 @@ def load_config(path: Path | str | None = None, overrides: Sequence[str] = ()) -
 def _absolute_paths(config: Config) -> Config:
     """Relative paths that reach this point came from overrides: make them absolute (current folder), so
     the config saved with a run still points at the same files from anywhere."""
-    data, model = config.data, config.model
+    data, model, read = config.data, config.model, config.read
     if data.path is not None and not data.path.is_absolute():
         data = data.model_copy(update={"path": data.path.resolve()})
     if model.weights not in ("coco", "imagenet", "none") and not Path(model.weights).is_absolute():
         model = model.model_copy(update={"weights": str(Path(model.weights).resolve())})
-    if data is config.data and model is config.model:
+    if read.lexicon is not None and not read.lexicon.is_absolute():
+        read = read.model_copy(update={"lexicon": read.lexicon.resolve()})
+    if data is config.data and model is config.model and read is config.read:
         return config
-    return config.model_copy(update={"data": data, "model": model})
+    return config.model_copy(update={"data": data, "model": model, "read": read})
 
 
 def dump_config(config: Config) -> str:

@@ -1,4 +1,4 @@
-"""The configuration schema: four frozen sections of explicit, validated keys.
+"""The configuration schema: five frozen sections of explicit, validated keys.
 
 Every key has a default that works offline on a CPU; `auto_config` replaces the defaults of keys a
 user did not set with choices fitted to the dataset and the device. A section remembers which keys
@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["Config", "DataConfig", "EvalConfig", "ModelConfig", "TrainConfig", "parse_duration"]
+__all__ = ["Config", "DataConfig", "EvalConfig", "ModelConfig", "ReadConfig", "TrainConfig", "parse_duration"]
 
 _DURATION = re.compile(r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?$")
 
@@ -100,6 +100,9 @@ class DataConfig(_Section):
     augment: Literal["none", "light", "standard", "strong"] = Field("standard", description="augmentation preset")
     flip: bool = Field(True, description="random horizontal flips (turn off for text, digits, left/right classes)")
     num_workers: int | Literal["auto"] = Field("auto", description="data loading processes; auto = measured default")
+    text_attribute: str | None = Field(
+        None, min_length=1, description="attribute holding each box's transcription; null = detect when unambiguous"
+    )
     repeat_factor_threshold: float = Field(
         0.0,
         ge=0.0,
@@ -214,6 +217,78 @@ class EvalConfig(_Section):
     )
 
 
+class ReadConfig(_Section):
+    """Reading the text inside detected boxes: which classes, which characters, the confidence threshold."""
+
+    enabled: bool | Literal["auto"] = Field(
+        "auto", description="read text in boxes; auto = on when the training boxes have transcriptions"
+    )
+    classes: tuple[str, ...] | None = Field(
+        None, description="class names whose boxes are read; null = the classes with transcriptions"
+    )
+    allow: str | None = Field(
+        "auto",
+        description="characters a value may contain; auto = those of the training transcriptions; null = any",
+    )
+    pattern: str | None = Field(
+        "auto",
+        description="regular expression a value must match in full, its group `value` reported; auto = the "
+        "training values' characters and lengths, leading/trailing '.', ')', ':' stripped; null = any",
+    )
+    lexicon: Path | None = Field(None, description="text file of valid values, one per line; null = any value")
+    padding: float = Field(0.05, ge=0.0, le=2.0, description="context added around a box, fraction of its height")
+    min_score: float | Literal["auto"] = Field(
+        "auto", description="text confidence below which a read is unsure; auto = calibrated on the val subset"
+    )
+    target_precision: float = Field(
+        0.98, gt=0.0, le=1.0, description="precision of trusted reads the min_score calibration aims at"
+    )
+    recognizer: Literal["ppocr", "tesseract"] = Field("ppocr", description="ppocr (PP-OCRv6, offline) or tesseract")
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is not None:
+            if not v or any(not name for name in v):
+                raise ValueError("expected a list of class names, or null for the classes with transcriptions")
+            duplicates = sorted({name for name in v if v.count(name) > 1})
+            if duplicates:
+                raise ValueError(f"class names listed twice: {duplicates}")
+        return v
+
+    @field_validator("allow", "pattern", mode="before")
+    @classmethod
+    def _quoted(cls, v: object) -> object:
+        # YAML reads an unquoted 0123456789 as the number 123456789: the leading 0 (and any '.') would be lost
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            raise ValueError(f"YAML read this as the number {v!r}; quote the characters, e.g. '0123456789.'")
+        return v
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("expected auto, null, or the allowed characters (e.g. '0123456789.')")
+        return v
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression ({exc})") from None
+        return v
+
+    @field_validator("min_score")
+    @classmethod
+    def _min_score(cls, v: float | str) -> float | str:
+        if not isinstance(v, str) and not 0.0 <= v <= 1.0:
+            raise ValueError("expected auto or a number in [0, 1]")
+        return v
+
+
 class Config(_Section):
     """The whole training configuration. Build it with `load_config`; every section is optional in YAML."""
 
@@ -221,3 +296,4 @@ class Config(_Section):
     data: DataConfig = Field(default_factory=DataConfig)  # type: ignore[arg-type]
     train: TrainConfig = Field(default_factory=TrainConfig)  # type: ignore[arg-type]
     eval: EvalConfig = Field(default_factory=EvalConfig)  # type: ignore[arg-type]
+    read: ReadConfig = Field(default_factory=ReadConfig)  # type: ignore[arg-type]

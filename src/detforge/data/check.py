@@ -1,4 +1,4 @@
-"""Check a dataset before training: image files, boxes, classes, unlabelled images and train/val leakage.
+"""Check a dataset before training: image files, boxes, classes, transcriptions, unlabelled images, leakage.
 
 `check_dataset` never modifies the dataset or any file; it reads image headers, file tails and, for the
 leakage check, small thumbnails.
@@ -13,6 +13,7 @@ from detforge.data.check_annotations import (
     category_problems,
     instance_counts,
     normalized_box_problems,
+    text_problems,
     unlabelled_image_problems,
 )
 from detforge.data.check_images import check_image
@@ -126,12 +127,16 @@ def _leakage(dataset: Dataset) -> list[Problem]:
     for pair in near_duplicates(dataset, across_subsets_only=True):
         a, b = pair.first, pair.second
         kind = "identical-looking" if pair.distance == 0 else f"near-duplicate (hash distance {pair.distance}/64)"
-        problems.append(Problem(
-            "warning", LEAKAGE_NEAR_DUPLICATE,
-            f"{kind} images across subsets: {a.file_name} (subset {a.subset}, image {a.id}) and {b.file_name} "
-            f"(subset {b.subset}, image {b.id}); evaluation on one measures memory of the other",
-            Location(str(a.path)), a.id,
-        ))
+        problems.append(
+            Problem(
+                "warning",
+                LEAKAGE_NEAR_DUPLICATE,
+                f"{kind} images across subsets: {a.file_name} (subset {a.subset}, image {a.id}) and {b.file_name} "
+                f"(subset {b.subset}, image {b.id}); evaluation on one measures memory of the other",
+                Location(str(a.path)),
+                a.id,
+            )
+        )
     return problems
 
 
@@ -155,6 +160,7 @@ def check_dataset(dataset: Dataset, *, strict: bool = False, images: bool = True
     if strict:
         problems.extend(normalized_box_problems(dataset, sizes))
     problems.extend(category_problems(dataset))
+    problems.extend(text_problems(dataset))
     problems.extend(unlabelled_image_problems(dataset))
     if leakage and len(dataset.subsets) > 1:
         problems.extend(_leakage(dataset))

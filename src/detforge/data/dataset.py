@@ -20,6 +20,11 @@ class Dataset:
     `image_id` is an image here and its `category_id` is in `categories`. Items a reader could not
     keep (malformed lines, unknown ids, ...) are left out and described in `problems`, never
     dropped silently. `root` is the folder the dataset was read from; `format` the reader's name.
+
+    `text_attribute` names the attribute each box's transcription (`Annotation.text`) was read from,
+    or None when none was chosen (see `detforge.data.transcriptions`). `text_fields` are the
+    attribute names the source format itself marks as free text (a CVAT text attribute, a Label
+    Studio per-region TextArea, LabelMe's description): the candidates for auto-detection.
     """
 
     images: tuple[ImageRecord, ...]
@@ -28,6 +33,8 @@ class Dataset:
     root: Path
     format: str
     problems: tuple[Problem, ...] = field(default=(), compare=False)
+    text_attribute: str | None = field(default=None, compare=False)
+    text_fields: tuple[str, ...] = field(default=(), compare=False)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -38,6 +45,11 @@ class Dataset:
         for ann in self.annotations:
             grouped[ann.image_id].append(ann)
         return {k: tuple(v) for k, v in grouped.items()}
+
+    @property
+    def has_text(self) -> bool:
+        """True when at least one annotation carries a transcription."""
+        return any(a.text is not None for a in self.annotations)
 
     def annotations_of(self, image_id: int) -> tuple[Annotation, ...]:
         """Annotations of one image (empty tuple for an image with no objects)."""
@@ -98,7 +110,7 @@ class Dataset:
         return split_dataset(self, tuple(ratios), names=names, seed=seed, group=group)  # type: ignore[no-any-return]
 
     def write(self, out: str | Path, format: str, *, copy_images: bool = True) -> Path:
-        """Write this dataset to the folder `out` as coco, yolo or voc."""
+        """Write this dataset to the folder `out` as coco, yolo, voc or cvat."""
         from detforge.data.formats import write_dataset
 
         return write_dataset(self, out, format, copy_images=copy_images)

@@ -1,4 +1,4 @@
-"""Dataset statistics: counts per class and subset, boxes per image, box and image sizes.
+"""Dataset statistics: counts per class and subset, boxes per image, box and image sizes, transcriptions.
 
 Everything is computed from the annotations as stored (no image is opened): boxes are absolute
 XYXY pixels; relative measures use `ImageRecord.width/height`, so images of unknown size (0) are
@@ -8,7 +8,6 @@ left out of them and counted in `num_unknown_size_images`.
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, is_dataclass
@@ -17,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from detforge.data.dataset import Dataset
+from detforge.data.stats_format import format_stats, format_text_table, subset_label
+from detforge.data.stats_text import TextStats, text_stats
 
 __all__ = [
     "LARGE_AREA",
@@ -29,6 +30,7 @@ __all__ = [
     "Quantiles",
     "SizeBuckets",
     "SubsetStats",
+    "TextStats",
     "box_measures",
     "dataset_stats",
     "format_text_table",
@@ -127,7 +129,8 @@ class ImageSize:
 @dataclass(frozen=True)
 class DatasetStats:
     """What `dataset_stats` measures. Invalid boxes (non-finite, or zero/negative width or height) count
-    as instances but are left out of every size measure. `subsets` is empty when no image has a subset."""
+    as instances but are left out of every size measure. `subsets` is empty when no image has a subset.
+    `text` counts the boxes with, blank and without a transcription and measures the values (`text_stats`)."""
 
     num_images: int
     num_annotations: int
@@ -145,6 +148,7 @@ class DatasetStats:
     image_sizes: tuple[ImageSize, ...]
     num_distinct_image_sizes: int
     subsets: tuple[SubsetStats, ...]
+    text: TextStats
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict of dicts, lists, str, int, float and None (finite numbers only), ready for json.dumps."""
@@ -153,8 +157,8 @@ class DatasetStats:
         return out
 
     def format_table(self) -> str:
-        """Readable terminal text: a summary, a classes x subsets table, a box size table, size quantiles."""
-        return _format_stats(self)
+        """Readable terminal text: a summary, classes x subsets, box sizes, size quantiles, transcriptions."""
+        return format_stats(self)
 
 
 @dataclass(frozen=True)
@@ -291,6 +295,7 @@ def dataset_stats(dataset: Dataset) -> DatasetStats:
         image_sizes=tuple(ImageSize(w, h, c) for (w, h), c in top_sizes),
         num_distinct_image_sizes=len(size_counts),
         subsets=_subset_stats(dataset, names),
+        text=text_stats(dataset),
     )
 
 
@@ -300,6 +305,9 @@ def _plain(value: Any) -> Any:
         out = {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
         if isinstance(value, SizeBuckets):
             out["total"] = value.total
+        if isinstance(value, TextStats):
+            out["read_classes"] = list(value.read_classes)
+            out["charset"] = value.charset
         return out
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
@@ -312,81 +320,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         return float(value) if math.isfinite(value) else None
     return value
-
-
-def _display_width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def format_text_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """An aligned text table: the first column left-aligned, the others right-aligned; control
-    characters in cells are shown escaped so a cell never breaks the layout."""
-    cells = [[_printable(str(h)) for h in headers]] + [[_printable(str(c)) for c in row] for row in rows]
-    widths = [max(_display_width(row[j]) for row in cells) for j in range(len(headers))]
-
-    def line(row: list[str]) -> str:
-        parts = []
-        for j, cell in enumerate(row):
-            pad = " " * (widths[j] - _display_width(cell))
-            parts.append(cell + pad if j == 0 else pad + cell)
-        return "  ".join(parts).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
-
-
-def _num(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
-
-
-def subset_label(name: str | None) -> str:
-    """How a subset is named in tables and reports ("(no subset)" for images without one)."""
-    return "(no subset)" if name is None else name
-
-
-def _format_stats(stats: DatasetStats) -> str:
-    bpi = stats.boxes_per_image
-    summary = [
-        f"images: {stats.num_images} ({stats.num_empty_images} without objects, "
-        f"{stats.num_unknown_size_images} of unknown size)",
-        f"annotations: {stats.num_annotations} ({stats.num_invalid_boxes} invalid boxes)",
-        f"boxes per image: min {bpi.min}, median {_num(bpi.median)}, mean {bpi.mean:.2f}, max {bpi.max}",
-        f"distinct image sizes: {stats.num_distinct_image_sizes}",
-    ]
-    subsets = stats.subsets
-    class_rows: list[list[object]] = []
-    for c in stats.classes:
-        class_rows.append([c.name, *(s.instances_per_class.get(c.name, 0) for s in subsets), c.instances, c.images])
-    class_rows.append(["(all objects)", *(s.annotations for s in subsets), stats.num_annotations, ""])
-    class_rows.append(["(images)", *(s.images for s in subsets), stats.num_images, ""])
-    class_rows.append(["(empty images)", *(s.empty_images for s in subsets), stats.num_empty_images, ""])
-    classes = format_text_table(["class", *(subset_label(s.name) for s in subsets), "total", "images"], class_rows)
-
-    size_rows: list[list[object]] = [
-        [c.name, c.sizes.small, c.sizes.medium, c.sizes.large, c.sizes.total] for c in stats.classes
-    ]
-    b = stats.box_sizes
-    size_rows.append(["(all)", b.small, b.medium, b.large, b.total])
-    sizes = format_text_table(["class", "small", "medium", "large", "valid boxes"], size_rows)
-
-    q_rows = []
-    for label, q in (
-        ("relative size sqrt(box/image)", stats.relative_size),
-        ("aspect ratio w/h", stats.aspect_ratio),
-        ("image width (px)", stats.image_width),
-        ("image height (px)", stats.image_height),
-    ):
-        q_rows.append([label, q.count, *(_num(v) for v in (q.mean, q.min, q.p05, q.p25, q.p50, q.p75, q.p95, q.max))])
-    quantiles = format_text_table(["measure", "count", "mean", "min", "p5", "p25", "p50", "p75", "p95", "max"], q_rows)
-    image_sizes = format_text_table(
-        ["image size (w x h)", "images"], [[f"{s.width}x{s.height}", s.count] for s in stats.image_sizes]
-    )
-    return "\n\n".join(["\n".join(summary), classes, sizes, quantiles, image_sizes]) + "\n"

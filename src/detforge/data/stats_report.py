@@ -17,6 +17,7 @@ import numpy as np
 
 from detforge.data.dataset import Dataset
 from detforge.data.stats import BoxMeasures, DatasetStats, Quantiles, box_measures, subset_label
+from detforge.data.stats_text import TextStats
 from detforge.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
@@ -160,6 +161,37 @@ def _fmt(value: float | None) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.3g}"
 
 
+def _bar_rows(items: list[tuple[str, int]]) -> str:
+    """Table rows of a label, a count and a bar proportional to the count (an HTML histogram)."""
+    top = max((n for _, n in items), default=0) or 1
+    return "".join(
+        f"<tr><td>{html.escape(label)}</td><td>{n}</td>"
+        f'<td class="bar"><span style="width:{100.0 * n / top:.1f}%"></span></td></tr>'
+        for label, n in items
+    )
+
+
+def _text_html(text: TextStats) -> str:
+    """The transcriptions section: boxes with, blank and without text per class, value lengths, characters."""
+    if text.num_with_text == 0 and text.num_blank == 0:
+        return "<h2>Transcriptions</h2>\n<p>No box has text.</p>"
+    class_rows: list[list[object]] = [[c.name, c.with_text, c.blank, c.without_text] for c in text.classes]
+    class_rows.append(["(all)", text.num_with_text, text.num_blank, text.num_without_text])
+    n = text.lengths
+    lengths = [(str(k), v) for k, v in enumerate(n.histogram) if k >= (n.min or 0)]
+    chars = [(f"{c.char!r} {c.name or '(no name)'}", c.count) for c in text.characters]
+    attribute = f"; read from the attribute {html.escape(repr(text.attribute))}" if text.attribute else ""
+    return f"""<h2>Transcriptions</h2>
+<p>{text.num_distinct_values} distinct values; read classes (with at least one text):
+{html.escape(", ".join(text.read_classes)) or "-"}{attribute}. Blank: only whitespace. Lengths and characters are
+counted on the normalised values (NFKC, whitespace removed).</p>
+{_html_table(["class", "with text", "blank", "without text"], class_rows)}
+<h3>Text length (characters): min {_fmt(n.min)}, median {_fmt(n.median)}, max {_fmt(n.max)}</h3>
+<table><thead><tr><th>length</th><th>values</th><th></th></tr></thead><tbody>{_bar_rows(lengths)}</tbody></table>
+<h3>Characters ({len(text.characters)} distinct)</h3>
+<table><thead><tr><th>character</th><th>count</th><th></th></tr></thead><tbody>{_bar_rows(chars)}</tbody></table>"""
+
+
 def _html(dataset: Dataset, stats: DatasetStats) -> str:
     subsets = stats.subsets
     class_rows: list[list[object]] = [
@@ -206,6 +238,8 @@ td:not(:first-child) {{ text-align: right; font-variant-numeric: tabular-nums; }
 th {{ background: #f2f2f2; }}
 figure {{ display: inline-block; margin: 0.5em; vertical-align: top; }}
 figure img {{ max-width: 640px; }}
+td.bar {{ width: 240px; }}
+td.bar span {{ display: block; height: 0.9em; background: #56B4E9; }}
 </style></head><body>
 <h1>Dataset statistics</h1>
 {_html_table(["", ""], [list(f) for f in facts])}
@@ -215,6 +249,7 @@ figure img {{ max-width: 640px; }}
 <h2>Box and image sizes</h2>
 {_html_table(["measure", "count", "mean", "min", "p5", "p25", "p50", "p75", "p95", "max"], q_rows)}
 {_html_table(["image size (w x h)", "images"], size_rows)}
+{_text_html(stats.text)}
 <h2>Plots</h2>
 {plots}
 <p><a href="stats.json">stats.json</a> holds every number above.</p>

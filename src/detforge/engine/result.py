@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from detforge.errors import DetforgeError
+
+if TYPE_CHECKING:
+    from detforge.engine.reading import ReadOutcome
 
 __all__ = ["EvalRecord", "StopReason", "TrainResult", "TrainingDiverged"]
 
@@ -51,7 +54,8 @@ class TrainResult:
 
     `best_checkpoint` is None when nothing was evaluated (no validation subset): `model_path` is then
     made from the last weights. `best_metric` is the value of `metric` at `best_iteration`.
-    `final_metrics` is the last evaluation (None without a validation subset).
+    `final_metrics` is the last evaluation (None without a validation subset). `read` is how the model
+    reads text (settings stored in model.pt, accuracy on the validation boxes), None when it does not.
     """
 
     out_dir: Path
@@ -64,6 +68,7 @@ class TrainResult:
     iterations: int
     stop_reason: StopReason
     final_metrics: EvalRecord | None
+    read: ReadOutcome | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +82,7 @@ class TrainResult:
             "iterations": self.iterations,
             "stop_reason": self.stop_reason,
             "final_metrics": None if self.final_metrics is None else self.final_metrics.to_json(),
+            "read": None if self.read is None else self.read.to_json(),
         }
 
     @classmethod
@@ -91,6 +97,11 @@ class TrainResult:
             val_losses = {k[4:]: v for k, v in final.items() if k.startswith("val_")}
             metrics = {k: v for k, v in final.items() if not k.startswith("val_")}
             record = EvalRecord(iteration, val_loss, val_losses, metrics, per_class)
+        read = None
+        if data.get("read") is not None:
+            from detforge.engine.reading import ReadOutcome
+
+            read = ReadOutcome.from_json(data["read"])
         return cls(
             out_dir=Path(data["out_dir"]),
             last_checkpoint=Path(data["last_checkpoint"]),
@@ -102,4 +113,5 @@ class TrainResult:
             iterations=data["iterations"],
             stop_reason=data["stop_reason"],
             final_metrics=record,
+            read=read,
         )

@@ -1,5 +1,5 @@
 """Evaluation: COCO metrics (bbox and segm), analysis (PR, confusion, errors, bootstrap CIs),
-score-threshold calibration and the HTML report."""
+score-threshold calibration, read accuracy and the HTML report."""
 
 from detforge.evaluation.calibration import Calibration, CalibrationError, calibrate_threshold
 from detforge.evaluation.coco import CocoEvaluator
@@ -7,6 +7,7 @@ from detforge.evaluation.evaluate import EvaluationResult, coco_metrics, evaluat
 from detforge.evaluation.metrics import STAT_NAMES, CocoMetrics
 from detforge.evaluation.report import write_eval_report
 from detforge.evaluation.results_io import load_coco_results, to_coco_results
+from detforge.evaluation.text_metrics import Misread, MisreadExample, ReadMetrics, read_metrics
 
 __all__ = [
     "STAT_NAMES",
@@ -15,10 +16,14 @@ __all__ = [
     "CocoEvaluator",
     "CocoMetrics",
     "EvaluationResult",
+    "Misread",
+    "MisreadExample",
+    "ReadMetrics",
     "calibrate_threshold",
     "coco_metrics",
     "evaluate_predictions",
     "load_coco_results",
+    "read_metrics",
     "to_coco_results",
     "write_eval_report",
 ]

@@ -22,6 +22,7 @@ from detforge.evaluation.errors import ErrorBreakdown, errors_from_matches
 from detforge.evaluation.matching import COCO_IOU_THRESHOLDS, match_detections
 from detforge.evaluation.metrics import CocoMetrics
 from detforge.evaluation.report import write_eval_report
+from detforge.evaluation.text_metrics import ReadMetrics, read_metrics
 from detforge.structures import Annotation, Categories, ImageRecord
 from detforge.structures.detections import Detections
 
@@ -40,7 +41,9 @@ class EvaluationResult:
     metrics: COCO's numbers (faster-coco-eval); table: per class; pr: curves at IoU 0.5; confusion: at
     `score_threshold`; errors: TIDE-style breakdown; bootstrap: AP/AP50 intervals (None if not asked);
     calibration: best-F1 threshold (None without detections or ground truth); score_threshold: the one
-    used for the confusion matrix and gallery; report: path of report.html (None without out_dir).
+    used for the confusion matrix and gallery; report: path of report.html (None without out_dir);
+    read: read accuracy at `score_threshold` (None unless the ground truth has transcriptions and the
+    detections carry texts).
     """
 
     metrics: CocoMetrics
@@ -52,6 +55,7 @@ class EvaluationResult:
     calibration: Calibration | None
     score_threshold: float
     report: Path | None = None
+    read: ReadMetrics | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready: every part's `to_dict()`, the threshold and the report path (as a string)."""
@@ -65,6 +69,7 @@ class EvaluationResult:
             "calibration": self.calibration.to_dict() if self.calibration is not None else None,
             "score_threshold": self.score_threshold,
             "report": str(self.report) if self.report is not None else None,
+            "read": self.read.to_dict() if self.read is not None else None,
         }
 
 
@@ -94,12 +99,18 @@ def evaluate_predictions(
     bootstrap_n: int = 200,
     seed: int = 0,
     worst_k: int = 12,
+    read_floor: float = 0.0,
+    read_classes: Sequence[str] | None = None,
 ) -> EvaluationResult:
     """Evaluate `predictions` (image id -> Detections, labels 0..K-1, XYXY pixels) against the ground truth.
 
     Detections are matched once (COCO's rules, IoU 0.50:0.95) and every analysis reuses that matching.
     `score_threshold` (None: the best-F1 threshold, else 0.5) sets the confusion matrix and gallery.
     `bootstrap_n` resamples give AP/AP50 intervals (0: none). With `out_dir`, writes the HTML report there.
+    When the annotations have texts and the detections carry reading results (`Detections.texts`), also
+    measures read accuracy at `score_threshold`, or at `read_floor` when higher (the score below which
+    detections were not read), by `read_metrics` over `read_classes` (None: the classes with labelled texts
+    that some detection was read in); the report then has a "Reading" section.
     """
     metrics = coco_metrics(images, annotations, categories, predictions)
     matches = match_detections(images, annotations, categories, predictions, iou_thresholds=COCO_IOU_THRESHOLDS)
@@ -115,11 +126,15 @@ def evaluate_predictions(
     errors = errors_from_matches(matches)
     bootstrap = bootstrap_from_matches(matches, n=bootstrap_n, seed=seed) if bootstrap_n > 0 else None
     table = per_class_table(metrics, pr)
+    read_at = max(score_threshold, read_floor)
+    read = read_metrics(images, annotations, categories, predictions, score_threshold=read_at, classes=read_classes)
     report = None
     if out_dir is not None:
         report = write_eval_report(
             out_dir, metrics=metrics, table=table, pr=pr, confusion=confusion, errors=errors, bootstrap=bootstrap,
             calibration=calibration, images=images, annotations=annotations, categories=categories,
-            predictions=predictions, worst_k=worst_k,
+            predictions=predictions, worst_k=worst_k, read=read,
         )  # fmt: skip
-    return EvaluationResult(metrics, table, pr, confusion, errors, bootstrap, calibration, score_threshold, report)
+    return EvaluationResult(
+        metrics, table, pr, confusion, errors, bootstrap, calibration, score_threshold, report, read
+    )

@@ -24,6 +24,8 @@ from detforge.evaluation.errors import ERROR_TYPES, FIX_NAMES, ErrorBreakdown
 from detforge.evaluation.matching import Matches, match_detections
 from detforge.evaluation.metrics import STAT_NAMES, CocoMetrics
 from detforge.evaluation.report_plots import confusion_png, errors_png, f1_png, pr_png
+from detforge.evaluation.report_read import read_section_html
+from detforge.evaluation.text_metrics import ReadMetrics
 from detforge.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from detforge.structures import Annotation, Categories, ImageRecord
 from detforge.structures.detections import Detections
@@ -198,7 +200,8 @@ figure img { max-width: 640px; }
 .item { display: inline-block; vertical-align: top; width: 420px; margin: 0.5em; }
 .item img { max-width: 400px; max-height: 400px; }
 .unreadable { width: 400px; padding: 1em; background: #fde8e8; color: #a00; overflow-wrap: anywhere; }
-.key span { padding: 0 0.5em; color: white; }"""
+.key span { padding: 0 0.5em; color: white; }
+img.crop { height: 64px; margin: 2px; border: 1px solid #ccc; vertical-align: middle; }"""
 
 
 def write_eval_report(
@@ -216,10 +219,13 @@ def write_eval_report(
     categories: Categories,
     predictions: Mapping[int, Detections],
     worst_k: int = 12,
+    read: ReadMetrics | None = None,
 ) -> Path:
     """Write `report.html`, `metrics.json`, the figures (pr.png, f1.png, confusion.png, errors.png) and
     `worst/*.jpg` (the `worst_k` images with the most false positives + missed boxes at the confusion
-    matrix's score threshold) into `out_dir`; return the HTML path. Unreadable images are noted, not fatal."""
+    matrix's score threshold) into `out_dir`; return the HTML path. Unreadable images are noted, not fatal.
+    With `read` (read accuracy), adds a "Reading" section with the most common misreads and their crops
+    (`misreads/*.jpg`), and "read" to metrics.json."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     threshold = confusion.score_threshold
@@ -237,7 +243,9 @@ def write_eval_report(
         "errors": errors.to_dict(),
         "confusion": confusion.to_dict(),
         "pr": pr.to_dict(),
+        **({"read": read.to_dict()} if read is not None else {}),
     })  # fmt: skip
+    reading = f"<h2>Reading</h2>\n{read_section_html(out, read, images)}\n" if read is not None else ""
     key = "".join(
         f'<span style="background: rgb{color_for(GALLERY_STYLE[kind])}">{label}</span> '
         for kind, label in (("gt", "ground truth"), ("missed", "missed"), ("tp", "correct"), ("fp", "false positive"))
@@ -254,6 +262,7 @@ def write_eval_report(
 {_calibration_html(calibration, threshold)}
 <h2>Per class</h2>
 {_class_table_html(table)}
+{reading}
 <h2>Curves</h2>
 <figure><img src="pr.png" alt="precision-recall curves"></figure>
 <figure><img src="f1.png" alt="F1 versus score threshold"></figure>

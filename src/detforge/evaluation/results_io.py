@@ -1,7 +1,8 @@
 """COCO results files (the list of detections COCO tools exchange) <-> `Detections` per image.
 
 A results file is a JSON list of {"image_id", "category_id", "bbox": [x, y, width, height] (pixels),
-"score", optional "segmentation" (RLE or polygons)}. COCO's XYWH exists only here: everything returned
+"score", optional "segmentation" (RLE or polygons), optional "text" (the value read in the box, or null: not
+read) and "text_score" (the reader's confidence in [0, 1], or null)}. COCO's XYWH exists only here: everything returned
 is XYXY pixels with labels 0..K-1 (the index of `category_id` in `Categories`).
 """
 
@@ -54,21 +55,36 @@ def _mask(where: str, seg: object, height: int, width: int) -> np.ndarray:
         raise DatasetError(f"{where}: cannot decode 'segmentation': {e}") from e
 
 
+def _text(where: str, entry: dict[str, Any]) -> tuple[str | None, float]:
+    """(text or None, text score or NaN) of one entry of a results file whose detections carry texts."""
+    text, text_score = entry.get("text"), entry.get("text_score")
+    if text is not None and not isinstance(text, str):
+        raise DatasetError(f"{where}: 'text' {text!r:.80} is not a string or null")
+    if text_score is not None and (not _is_number(text_score) or not 0.0 <= text_score <= 1.0):
+        raise DatasetError(f"{where}: 'text_score' {text_score!r} is not a number in [0, 1] or null")
+    if text is None or text_score is None:
+        return text, math.nan  # not read: no score; read without a score: unknown confidence
+    return text, float(text_score)
+
+
 def parse_coco_results(
     entries: object, images: Sequence[ImageRecord], categories: Categories, *, source: str = "results"
 ) -> dict[int, Detections]:
     """Detections for every image of `images` (empty where the results have none) from parsed JSON.
 
     Each image's detections are sorted by descending score. Masks are decoded when the entries carry a
-    "segmentation" (then every entry must). DatasetError naming `source`, the list index and the key for
-    an unknown image id, an unknown category id, a bad bbox (not 4 finite numbers, negative size) or score.
+    "segmentation" (then every entry must). When any entry has "text" or "text_score", every image's
+    Detections carry texts (`has_text`): an entry without "text" (or with null) was not read (None, NaN).
+    DatasetError naming `source`, the list index and the key for an unknown image id, an unknown category
+    id, a bad bbox (not 4 finite numbers, negative size), score, text (not a string) or text_score.
     """
     if not isinstance(entries, list):
         raise DatasetError(f"{source}: expected a JSON list of detections, got {type(entries).__name__}")
     sizes = {im.id: (im.height, im.width) for im in images}
     index = {c.id: k for k, c in enumerate(categories)}
-    rows: dict[int, list[tuple[float, int, list[float], np.ndarray | None]]] = {i: [] for i in sizes}
+    rows: dict[int, list[tuple[float, int, list[float], np.ndarray | None, str | None, float]]] = {i: [] for i in sizes}
     with_masks = bool(entries) and isinstance(entries[0], dict) and "segmentation" in entries[0]
+    with_texts = any(isinstance(e, dict) and ("text" in e or "text_score" in e) for e in entries)
     for n, entry in enumerate(entries):
         where = f"{source}[{n}]"
         if not isinstance(entry, dict):
@@ -93,34 +109,34 @@ def parse_coco_results(
             raise DatasetError(f"{where}: 'segmentation' must be given for every detection or for none")
         height, width = sizes[image_id]
         mask = _mask(f"{where}", entry["segmentation"], height, width) if with_masks else None
+        text, text_score = _text(where, entry) if with_texts else (None, math.nan)
         x, y, w, h = (float(v) for v in bbox)
-        rows[image_id].append((float(score), index[category_id], [x, y, x + w, y + h], mask))
+        rows[image_id].append((float(score), index[category_id], [x, y, x + w, y + h], mask, text, text_score))
     out: dict[int, Detections] = {}
     for image_id, dets in rows.items():
         height, width = sizes[image_id]
         if not dets:
             empty = Detections.empty((height, width))
-            out[image_id] = (
-                empty
-                if not with_masks
-                else Detections(
+            if with_masks:
+                empty = Detections(
                     empty.boxes,
                     empty.labels,
                     empty.scores,
                     (height, width),
                     torch.zeros((0, height, width), dtype=torch.bool),
                 )
-            )
+            out[image_id] = empty.with_texts((), ()) if with_texts else empty
             continue
         dets.sort(key=lambda d: -d[0])
         masks = torch.from_numpy(np.stack([d[3] for d in dets if d[3] is not None])) if with_masks else None
-        out[image_id] = Detections(
+        det = Detections(
             torch.tensor([d[2] for d in dets], dtype=torch.float32),
             torch.tensor([d[1] for d in dets], dtype=torch.int64),
             torch.tensor([d[0] for d in dets], dtype=torch.float32),
             (height, width),
             masks,
         )
+        out[image_id] = det.with_texts([d[4] for d in dets], [d[5] for d in dets]) if with_texts else det
     return out
 
 
@@ -145,7 +161,8 @@ def _rle(mask: np.ndarray) -> dict[str, Any]:
 
 def to_coco_results(predictions: Mapping[int, Detections], categories: Categories) -> list[dict[str, Any]]:
     """COCO result dicts (image id ascending, then each image's order): XYWH bbox, dataset category id,
-    score, and a compressed RLE "segmentation" when the detections have masks. JSON-ready."""
+    score, a compressed RLE "segmentation" when the detections have masks, and "text" / "text_score" (null
+    where not read) when they carry reading results. JSON-ready."""
     ids = categories.ids
     out: list[dict[str, Any]] = []
     for image_id in sorted(predictions):
@@ -155,6 +172,8 @@ def to_coco_results(predictions: Mapping[int, Detections], categories: Categorie
         if bad:
             raise ValueError(f"to_coco_results: image {image_id} has label {bad[0]} outside 0..{len(ids) - 1}")
         masks = det.masks.numpy().astype(bool) if det.masks is not None else None
+        texts = det.texts
+        text_scores = det.text_scores.tolist() if det.text_scores is not None else None
         for i, ((x0, y0, x1, y1), label, score) in enumerate(
             zip(det.boxes.tolist(), labels, det.scores.tolist(), strict=True)
         ):
@@ -166,5 +185,8 @@ def to_coco_results(predictions: Mapping[int, Detections], categories: Categorie
             }
             if masks is not None:
                 entry["segmentation"] = _rle(masks[i])
+            if texts is not None and text_scores is not None:
+                entry["text"] = texts[i]
+                entry["text_score"] = float(text_scores[i]) if math.isfinite(text_scores[i]) else None
             out.append(entry)
     return out

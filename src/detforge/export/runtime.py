@@ -155,9 +155,10 @@ class Backend:
     path: Path
 
     def predictor(self, **kwargs: Any) -> Predictor:
-        """A Predictor of this model with its class names and calibrated score threshold (keywords as in
-        `Predictor`, which override them)."""
+        """A Predictor of this model with its class names, calibrated score threshold and stored read settings
+        (keywords as in `Predictor`, which override them; pass `reader` to read, see `inference.read`)."""
         kwargs.setdefault("class_names", self.metadata.class_names)
+        kwargs.setdefault("read_settings", self.metadata.read)
         kwargs.setdefault("score_threshold", self.metadata.score_threshold)
         if self.kind != "eager":
             kwargs.setdefault("device", "cpu")  # the backend keeps its own device; inputs go in as CPU tensors

@@ -22,10 +22,12 @@ from PIL import Image
 from torch import Tensor
 
 from detforge.errors import CheckpointError, ConfigError, InvalidImage
+from detforge.inference.read import read_or_keep
 from detforge.inference.sources import Channels, ImageSource, SourceLike, decode, iter_sources
 from detforge.inference.tiling import TileConfig, needs_tiling, predict_tiled
 from detforge.inference.tta import predict_flip_tta
 from detforge.models.detector import Detector
+from detforge.reading import Reader, ReadSettings
 from detforge.structures.detections import Detections
 
 __all__ = ["DEFAULT_SCORE_THRESHOLD", "OnError", "PredictionResult", "Predictor", "SupportsPredict"]
@@ -82,17 +84,28 @@ class PredictionResult:
     def clipped(self) -> list[tuple[int, float, tuple[float, float, float, float]]]:
         """(label, score, XYXY box clipped to the image) per detection, in score order; boxes that are empty
         after clipping are left out; [] for a failed result."""
+        return [(label, score, box) for _, label, score, box in self.clipped_indexed()]
+
+    def clipped_indexed(self) -> list[tuple[int, int, float, tuple[float, float, float, float]]]:
+        """As `clipped`, with each detection's index in `detections` first (for `text(index)`)."""
         if self.detections is None or self.image_size is None:
             return []
         height, width = self.image_size
-        dets = self.detections
-        out = []
-        for box, label, score in zip(dets.boxes.tolist(), dets.labels.tolist(), dets.scores.tolist(), strict=True):
+        dets, out = self.detections, []
+        rows = zip(dets.boxes.tolist(), dets.labels.tolist(), dets.scores.tolist(), strict=True)
+        for i, (box, label, score) in enumerate(rows):
             x0, x1 = min(max(box[0], 0.0), width), min(max(box[2], 0.0), width)
             y0, y1 = min(max(box[1], 0.0), height), min(max(box[3], 0.0), height)
             if x1 > x0 and y1 > y0:
-                out.append((int(label), float(score), (x0, y0, x1, y1)))
+                out.append((i, int(label), float(score), (x0, y0, x1, y1)))
         return out
+
+    def text(self, index: int) -> tuple[str, float] | None:
+        """(value read, text score in [0, 1]) of detection `index`, or None when that box was not read."""
+        dets = self.detections
+        if dets is None or dets.texts is None or dets.text_scores is None or dets.texts[index] is None:
+            return None
+        return str(dets.texts[index]), float(dets.text_scores[index])
 
 
 def _load_model(path: Path, device: str) -> tuple[Any, Any]:
@@ -140,6 +153,12 @@ class Predictor:
     when available), "cpu", "cuda[:N]". `batch_size`: images per forward pass. `tile`: predict large
     images tile by tile (see `TileConfig`). `flip_tta`: also predict the mirror image and merge.
     `half`: fp16 autocast on CUDA (ignored on CPU).
+
+    Reading: with a `reader`, each image's boxes of the classes `read_settings` reads (default: the
+    model artifact's stored settings, else every class) get their text after thresholding (see
+    `inference.read.read_detections`); boxes scoring below `read_min_box_score` (None: no floor) are not
+    read. Without a reader nothing is read; `read_settings` then only records the model's settings.
+    A reader that fails on an image leaves that image's texts None (logged), never its detections.
     """
 
     def __init__(
@@ -153,6 +172,8 @@ class Predictor:
         tile: TileConfig | None = None,
         flip_tta: bool = False,
         half: bool = False,
+        reader: Reader | None = None,
+        read_settings: ReadSettings | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size: expected an int >= 1, got {batch_size!r}")
@@ -187,6 +208,11 @@ class Predictor:
         if half and not self.half:
             log.info("half=True ignored: fp16 autocast is used on CUDA only (device %s)", self.device)
         self._lower_model_threshold()
+        self.reader: Reader | None = None
+        self.read_settings: ReadSettings | None = read_settings or getattr(spec, "read", None)
+        self.read_min_box_score: float | None = None
+        if reader is not None:
+            self.use_reader(reader, (self.read_settings or ReadSettings()).override(enabled=True))
         log.debug(
             "Predictor on %s: %d classes, score threshold %.3f (%s)",
             self.device,
@@ -234,6 +260,14 @@ class Predictor:
                 lowered = dataclasses.replace(params, score_thresh=self.score_threshold)
                 self.model = self.model.with_detection_params(lowered)
 
+    def use_reader(self, reader: Reader | None, settings: ReadSettings | None = None) -> None:
+        """Read with `reader` under `settings` (default: the current `read_settings`, else every class);
+        None stops reading (the settings stay as a record)."""
+        if (reader is not None and not isinstance(reader, Reader)) or not isinstance(settings, ReadSettings | None):
+            raise ConfigError(f"reader / read_settings: expected a Reader and ReadSettings, got {reader!r}")
+        self.reader = reader
+        self.read_settings = settings or self.read_settings or (ReadSettings() if reader is not None else None)
+
     # -- prediction -----------------------------------------------------------------------------
     def _run(self, images: list[Tensor]) -> list[Detections]:
         """Model (+ flip TTA) on float images already on the device."""
@@ -262,7 +296,11 @@ class Predictor:
             if self.tile is not None:
                 for i in (i for i in range(len(batch)) if tiled[i]):
                     out[i] = predict_tiled(self._run, batch[i], self.tile, batch_size=self.batch_size)
-        return [_sorted(d.cpu()).above(self.score_threshold) for d in out if d is not None]
+        found = [_sorted(d.cpu()).above(self.score_threshold) for d in out if d is not None]
+        if self.reader is None or self.read_settings is None:
+            return found
+        reading = (self.reader, self.read_settings, self.class_names, self.read_min_box_score)
+        return [read_or_keep(image, dets, *reading) for image, dets in zip(images, found, strict=True)]
 
     def __call__(self, image: SourceLike, *, channels: Channels = "RGB") -> Detections:
         """Detections of one image: a file path, bytes, PIL image or uint8 array [H, W] / [H, W, 3] in
@@ -348,5 +386,5 @@ class Predictor:
         return (
             f"Predictor(classes={self.num_classes}, device={self.device}, batch_size={self.batch_size}, "
             f"score_threshold={self.score_threshold} ({self.threshold_source}), tile={self.tile}, "
-            f"flip_tta={self.flip_tta}, half={self.half})"
+            f"flip_tta={self.flip_tta}, half={self.half}, reads={self.reader is not None})"
         )

@@ -40,8 +40,9 @@ __all__ = [
 
 PredictionFormat = Literal["coco", "yolo", "csv", "cvat", "labelstudio"]
 
-CSV_COLUMNS = ("file", "class", "score", "x_min", "y_min", "x_max", "y_max", "width", "height")
-"""CSV header: source name, class name, score, XYXY box in pixels, then the image's width and height."""
+CSV_COLUMNS = ("file", "class", "score", "x_min", "y_min", "x_max", "y_max", "width", "height", "text", "text_score")
+"""CSV header: source name, class name, score, XYXY box in pixels, the image's width and height, then the value
+read in the box and its confidence (both empty when the box was not read)."""
 
 _DRAW_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -88,11 +89,12 @@ def write_coco_results(
     category_ids: Sequence[int] | None = None,
     image_ids: Mapping[str, int] | None = None,
 ) -> Path:
-    """Write a COCO results file (JSON list of {image_id, category_id, bbox [x, y, w, h] pixels, score}).
+    """Write a COCO results file (JSON list of {image_id, category_id, bbox [x, y, w, h] pixels, score}, plus
+    `text` (the value read) and `text_score` (its confidence, 4 decimals) on each detection that was read).
 
-    `category_ids[label]` is the dataset id of each class (default label + 1). `image_ids` maps source
-    names to dataset image ids (every successful source must be in it); default 1..N in result order
-    (counting failed results too, so ids do not shift when an image fails). Atomic.
+        `category_ids[label]` is the dataset id of each class (default label + 1). `image_ids` maps source
+        names to dataset image ids (every successful source must be in it); default 1..N in result order
+        (counting failed results too, so ids do not shift when an image fails). Atomic.
     """
     rows = []
     for index, result in enumerate(results, start=1):
@@ -104,12 +106,16 @@ def write_coco_results(
             image_id = int(image_ids[result.source])
         else:
             image_id = index
-        for label, score, (x0, y0, x1, y1) in result.clipped():
+        for index, label, score, (x0, y0, x1, y1) in result.clipped_indexed():
             if category_ids is not None and not 0 <= label < len(category_ids):
                 raise ValueError(f"write_coco_results: {result.source}: label {label} has no category id")
             category_id = int(category_ids[label]) if category_ids is not None else label + 1
             bbox = [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)]
-            rows.append({"image_id": image_id, "category_id": category_id, "bbox": bbox, "score": round(score, 5)})
+            row = {"image_id": image_id, "category_id": category_id, "bbox": bbox, "score": round(score, 5)}
+            read = result.text(index)
+            if read is not None:
+                row.update(text=read[0], text_score=round(read[1], 4))
+            rows.append(row)
     return atomic_write_json(out, rows, indent=None)
 
 
@@ -133,22 +139,26 @@ def write_yolo(results: Sequence[PredictionResult], out_dir: str | Path) -> Path
 
 def write_csv(results: Sequence[PredictionResult], out: str | Path, class_names: Sequence[str]) -> Path:
     """Write a CSV with header `CSV_COLUMNS`, one row per detection of the successful results (pixels,
-    2 decimals; score 4 decimals; width/height are the image's). Atomic."""
+    2 decimals; score 4 decimals; width/height are the image's; text and text score 4 decimals, empty for a
+    box that was not read). Atomic."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for result in _ok(results):
         assert result.image_size is not None
         height, width = result.image_size
-        for label, score, (x0, y0, x1, y1) in result.clipped():
+        for index, label, score, (x0, y0, x1, y1) in result.clipped_indexed():
             name = _class_name(class_names, label, result.source)
             box = [f"{v:.2f}" for v in (x0, y0, x1, y1)]
-            writer.writerow([result.source, name, f"{score:.4f}", *box, width, height])
+            read = result.text(index)
+            text = ["", ""] if read is None else [read[0], f"{read[1]:.4f}"]
+            writer.writerow([result.source, name, f"{score:.4f}", *box, width, height, *text])
     return atomic_write_text(out, buffer.getvalue())
 
 
 def draw_detections(image: Image.Image, detections: Detections, class_names: Sequence[str]) -> Image.Image:
-    """A new RGB image with each detection drawn: box and mask in its class colour, tag "name 0.87"."""
+    """A new RGB image with each detection drawn: box and mask in its class colour, tag "name 0.87", and the
+    value read (when the box was read) in large type beside the box."""
     labels = [int(v) for v in detections.labels.tolist()]
     names = [str(class_names[v]) if 0 <= v < len(class_names) else str(v) for v in labels]
     masks = None if detections.masks is None else detections.masks.cpu().numpy().astype(bool)
@@ -159,6 +169,7 @@ def draw_detections(image: Image.Image, detections: Detections, class_names: Seq
         scores=[float(s) for s in detections.scores.tolist()],
         class_ids=labels,
         masks=masks,
+        texts=detections.texts,
     )
 
 

@@ -16,7 +16,10 @@ from detforge.fileio import atomic_write_bytes
 from detforge.inference.predictor import PredictionResult
 from detforge.visualization.colors import color_for
 
-__all__ = ["write_cvat"]
+__all__ = ["TEXT_ATTRIBUTE", "write_cvat"]
+
+TEXT_ATTRIBUTE = "text"
+"""Name of the CVAT label attribute (input type text) that carries the value read in a box."""
 
 
 def _text(parent: Element, tag: str, text: str) -> Element:
@@ -25,7 +28,7 @@ def _text(parent: Element, tag: str, text: str) -> Element:
     return elem
 
 
-def _labels(task: Element, class_names: Sequence[str], score_attribute: bool) -> None:
+def _labels(task: Element, class_names: Sequence[str], score_attribute: bool, text_attribute: bool) -> None:
     labels = SubElement(task, "labels")
     for i, name in enumerate(class_names):
         label = SubElement(labels, "label")
@@ -40,6 +43,13 @@ def _labels(task: Element, class_names: Sequence[str], score_attribute: bool) ->
             _text(attribute, "input_type", "number")
             _text(attribute, "default_value", "0")
             _text(attribute, "values", "0\n1\n0.01")
+        if text_attribute:  # free text: the value read, for the reviewer to correct
+            attribute = SubElement(attributes, "attribute")
+            _text(attribute, "name", TEXT_ATTRIBUTE)
+            _text(attribute, "mutable", "False")
+            _text(attribute, "input_type", "text")
+            _text(attribute, "default_value", "")
+            _text(attribute, "values", "")
 
 
 def write_cvat(
@@ -54,7 +64,9 @@ def write_cvat(
     order, palette colours) and one `<image>` per successful result (id in result order, `name` = the
     result's source name, oriented width/height) holding a `<box>` per detection (XYXY pixels clipped to
     the image, 2 decimals). With `score_attribute`, each label declares a number attribute "score" and
-    each box carries its score (the CVAT task's labels then need that attribute too). Atomic.
+    each box carries its score (the CVAT task's labels then need that attribute too). When any detection was
+    read, each label declares a text attribute "text" and each box that was read carries its value in
+    `<attribute name="text">` (so a reviewer corrects the text and the box in one pass). Atomic.
     """
     names = [str(n) for n in class_names]
     root = Element("annotations")
@@ -65,14 +77,15 @@ def write_cvat(
     _text(task, "name", task_name)
     _text(task, "size", str(len(ok)))
     _text(task, "mode", "annotation")
-    _labels(task, names, score_attribute)
+    has_text = any(r.detections is not None and r.detections.has_text for r in ok)
+    _labels(task, names, score_attribute, has_text)
     _text(meta, "dumped", datetime.now(timezone.utc).isoformat(timespec="seconds"))
     for image_id, result in enumerate(ok):
         assert result.detections is not None and result.image_size is not None
         height, width = result.image_size
         attrs = {"id": str(image_id), "name": result.source, "width": str(width), "height": str(height)}
         image = SubElement(root, "image", attrs)
-        for label, score, (x0, y0, x1, y1) in result.clipped():
+        for index, label, score, (x0, y0, x1, y1) in result.clipped_indexed():
             if not 0 <= label < len(names):
                 raise ValueError(f"write_cvat: {result.source}: label {label} has no class name (have {len(names)})")
             box_attrs = {
@@ -89,6 +102,9 @@ def write_cvat(
             if score_attribute:
                 attribute = SubElement(box, "attribute", {"name": "score"})
                 attribute.text = f"{score:.4f}"
+            read = result.text(index)
+            if read is not None:
+                SubElement(box, "attribute", {"name": TEXT_ATTRIBUTE}).text = read[0]
     tree = ElementTree(root)
     indent(tree, space="  ")
     data = b'<?xml version="1.0" encoding="utf-8"?>\n' + tostring(root, encoding="utf-8", xml_declaration=False) + b"\n"

@@ -9,15 +9,16 @@ from detforge.reading.settings import ReadSettings
 __all__ = ["build_reader"]
 
 
-def build_reader(settings: ReadSettings, *, runtime: str = "auto") -> Reader:
+def build_reader(settings: ReadSettings, *, runtime: str = "auto", threads: int | None = None) -> Reader:
     """The built-in recogniser `settings.recognizer` configured by `settings` (allow-list, pattern,
     lexicon, padding). `runtime` runs the PP-OCR ONNX model with "onnxruntime", "openvino" or "auto"
-    (OpenVINO when installed, else ONNX Runtime). DetforgeError with the install command when the
+    (OpenVINO when installed, else ONNX Runtime) with `threads` intra-op threads (None: every core; the
+    service passes its worker's share). DetforgeError with the install command when the
     recogniser's files or libraries are missing."""
     if settings.recognizer == "ppocr":
         from detforge.reading.ppocr import PPOCRReader
 
-        return PPOCRReader(settings, runtime=runtime)
+        return PPOCRReader(settings, runtime=runtime, threads=threads)
     if settings.recognizer == "tesseract":
         from detforge.reading.tesseract import TesseractReader
 

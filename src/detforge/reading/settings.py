@@ -26,7 +26,8 @@ class ReadSettings:
     allow: the characters a value may contain, applied to the recogniser's scores before decoding;
       None = the recogniser's whole character table.
     pattern: a regular expression a value must match in full (`re.fullmatch`); the best-scoring string
-      that fits is chosen. None = any string.
+      that fits is chosen. None = any string. A group named `value` picks the part reported:
+      `(?P<value>[0-9]+)[.)]?` (allow "0123456789.)") reads a box showing "12)" as "12".
     lexicon: the valid values (e.g. a problem book's task numbers); the best-scoring one is chosen.
     padding: context added on every side of a box before recognition, as a fraction of the box height.
     min_score: text confidence in [0, 1] below which a read counts as unsure.
@@ -39,7 +40,7 @@ class ReadSettings:
     allow: str | None = None
     pattern: str | None = None
     lexicon: tuple[str, ...] | None = None
-    padding: float = 0.15
+    padding: float = 0.05
     min_score: float = 0.5
     min_score_calibrated: bool = False
     recognizer: str = "ppocr"
@@ -127,5 +128,3 @@ def load_lexicon(path: str | Path) -> tuple[str, ...]:
     if not values:
         raise ConfigError(f"read.lexicon: {p} holds no values; expected one valid value per line")
     return tuple(values)
-
-

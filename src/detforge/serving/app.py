@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -117,11 +118,16 @@ def _response(result: BatchResult, threshold: float, total_ms: float) -> DetectR
     names = result.model.predictor.class_names
     ids = [int(i) for i in dets.labels.tolist()]
     height, width = dets.image_size
+    texts: list[str | None] = list(dets.texts) if dets.texts is not None else [None] * len(ids)
+    raw = dets.text_scores.tolist() if dets.text_scores is not None else [math.nan] * len(ids)
+    text_scores = [None if t is None or not math.isfinite(s) else round(s, 5) for t, s in zip(texts, raw, strict=True)]
     return DetectResponse(
         boxes=[[round(float(v), 2) for v in box] for box in dets.boxes.tolist()],
         labels=[names[i] if 0 <= i < len(names) else f"class_{i}" for i in ids],
         class_ids=ids,
         scores=[round(float(s), 5) for s in dets.scores.tolist()],
+        texts=texts,
+        text_scores=text_scores,
         image=ImageSize(width=int(width), height=int(height)),
         timing_ms=Timing(queue=round(result.queue_ms, 3), inference=round(result.inference_ms, 3), total=total_ms),
         model=result.model.name,
@@ -211,12 +217,18 @@ def create_app(
     @v1.get("/model", response_model=ModelResponse, responses=_errors(401))
     async def model_info() -> ModelResponse:
         model = holder.current()
+        predictor: Any = model.predictor
+        read_settings = getattr(predictor, "read_settings", None) if getattr(predictor, "reader", None) else None
+        reads = read_settings is not None and bool(read_settings.enabled)
+        classes = read_settings.classes if read_settings is not None and reads else None
         return ModelResponse(
             name=model.name,
             classes=list(model.predictor.class_names),
             version=model.version,
             score_threshold=model.default_threshold,
             input_size=None if model.input_size is None else list(model.input_size),
+            reads=reads,
+            read_classes=None if classes is None else list(classes),
         )
 
     app.include_router(v1)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -77,8 +78,12 @@ class LoadedModel:
 
 
 def warm_up(model: LoadedModel) -> None:
-    """One dummy forward pass (a black 64x64 image) so the first request pays no start-up cost."""
+    """One dummy forward pass (a black 64x64 image), and one read of a blank 160x48 crop when the predictor
+    reads text (its `reader`), so the first request pays no start-up cost."""
     model.predictor.predict_tensors([torch.zeros((3, 64, 64), dtype=torch.uint8)])
+    reader = getattr(model.predictor, "reader", None)
+    if reader is not None:
+        reader.read(np.zeros((48, 160, 3), dtype=np.uint8), np.array([[0, 0, 160, 48]], dtype=np.float32))
 
 
 class ModelHolder:

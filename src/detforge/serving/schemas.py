@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["DetectResponse", "ErrorBody", "ErrorResponse", "ImageSize", "ModelResponse", "Timing"]
 
@@ -30,27 +30,38 @@ class DetectResponse(_Frozen):
     """Detections of one image, sorted by score (descending).
 
     boxes: [x0, y0, x1, y1] absolute pixels in the displayed frame; labels: class names;
-    class_ids: contiguous class indices 0..K-1; scores in [0, 1].
+    class_ids: contiguous class indices 0..K-1; scores in [0, 1]; texts / text_scores: the value read in
+    each box and its confidence in [0, 1], null for a box that was not read (its class is not read, the
+    model does not read, or its score is below the model's calibrated threshold). All lists align by box.
     """
 
     boxes: list[list[float]]
     labels: list[str]
     class_ids: list[int]
     scores: list[float]
+    texts: list[str | None] = Field(
+        description='the value read in each box ("" when nothing legible was found); null: the box was not read'
+    )
+    text_scores: list[float | None] = Field(
+        description="confidence in [0, 1] of each box's value read; null: the box was not read"
+    )
     image: ImageSize
     timing_ms: Timing
     model: str
 
 
 class ModelResponse(_Frozen):
-    """The model being served: name, class names (index order), version, default score threshold and
-    the input size range (shorter side, longer-side bound) in pixels when known."""
+    """The model being served: name, class names (index order), version, default score threshold, the
+    input size range (shorter side, longer-side bound) in pixels when known, and whether it reads the text
+    in boxes (`reads`) of which classes (`read_classes`; null: every class, or nothing when it does not read)."""
 
     name: str
     classes: list[str]
     version: str
     score_threshold: float
     input_size: list[int] | None
+    reads: bool = False
+    read_classes: list[str] | None = None
 
 
 class ErrorBody(_Frozen):

@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from detforge.errors import ConfigError
 from detforge.inference.predictor import Predictor
+from detforge.inference.read import configure_reading
+from detforge.reading import Reader
 from detforge.serving.app import create_app
-from detforge.serving.compute import ComputePlan, pin_thread, reserve_main_thread
+from detforge.serving.compute import ComputePlan, pin_thread, reserve_main_thread, usable_cores
 from detforge.serving.protocol import json_error_protocol
 from detforge.serving.reload import LoadedModel, Loader, ModelHolder, ModelWatcher, warm_up
 from detforge.serving.settings import ServeSettings
@@ -40,7 +43,17 @@ def _onnx_backend(path: Path, runtime: str) -> Any:
 
 
 def load_served_model(
-    path: str | Path, *, batch_size: int = 8, device: str = "auto", runtime: str = "auto"
+    path: str | Path,
+    *,
+    batch_size: int = 8,
+    device: str = "auto",
+    runtime: str = "auto",
+    read: bool | None = None,
+    read_classes: Sequence[str] | None = None,
+    read_pattern: str | None = None,
+    read_allow: str | None = None,
+    reader: Reader | None = None,
+    read_threads: int | None = None,
 ) -> LoadedModel:
     """A LoadedModel of a detforge model artifact (or an .onnx file through detforge.export.runtime, run by
     `runtime`: "auto", "onnxruntime" or "openvino"; ConfigError for another runtime with an artifact).
@@ -48,6 +61,13 @@ def load_served_model(
     The default score threshold is the artifact's calibrated one; the predictor itself keeps detections
     down to its model's post-processing threshold so that requests may ask for a lower one. The version
     is the first 12 hex digits of the file's SHA-256.
+
+    Reading is set up as for `detforge predict` (`inference.read.configure_reading`): the model's stored
+    read settings apply without flags, `read` / `read_classes` / `read_pattern` / `read_allow` override
+    them, `reader` replaces the built-in recogniser. The recogniser runs inside `predict_tensors`, so on the
+    service's batch worker like the detector, with `read_threads` intra-op threads (default: the usable
+    cores, the worker's share; see serving/compute.py). Only boxes at or above the calibrated threshold
+    are read: a request asking for a lower threshold gets those extra boxes with text null.
     """
     path = Path(path)
     if not path.is_file():
@@ -62,6 +82,17 @@ def load_served_model(
     params = getattr(predictor.model, "detection_params", None)
     floor = float(getattr(params, "score_thresh", calibrated))
     predictor.score_threshold = min(calibrated, floor)
+    reading = configure_reading(
+        predictor,
+        read=read,
+        read_classes=read_classes,
+        read_pattern=read_pattern,
+        read_allow=read_allow,
+        reader=reader,
+        runtime=runtime,
+        threads=read_threads if read_threads is not None else usable_cores(),
+    )
+    predictor.read_min_box_score = calibrated if reading is not None else None
     min_size, max_size = getattr(predictor.model, "min_size", None), getattr(predictor.model, "max_size", None)
     input_size = (min_size, max_size) if isinstance(min_size, int) and isinstance(max_size, int) else None
     return LoadedModel(

@@ -25,6 +25,8 @@ __all__ = [
     "format_label",
     "load_font",
     "place_tag",
+    "place_text",
+    "text_font_size",
     "to_rgb",
 ]
 
@@ -76,6 +78,55 @@ def place_tag(
     x = max(0, min(x, iw - tw))
     y = max(0, min(y, ih - th))
     return (x, y, x + tw, y + th)
+
+
+def text_font_size(box_height: float, width: int, height: int) -> int:
+    """Font size in pixels of a value read, drawn beside its box: about the box's height (the written value's
+    own size), at least 1.5x the tag font and at most 3x it, so it reads at a glance on any image."""
+    tag = default_font_size(width, height)
+    return int(min(3 * tag, max(round(1.5 * tag), round(0.9 * box_height))))
+
+
+def place_text(
+    box: tuple[int, int, int, int], text_size: tuple[int, int], image_size: tuple[int, int], gap: int
+) -> tuple[int, int, int, int]:
+    """Where the value read of integer XYXY `box` goes: a half-open (x0, y0, x1, y1) rectangle of `text_size`
+    (w, h) right of the box (`gap` pixels away, top-aligned) if it fits in the image, else left of it, else
+    below it; then shifted to lie inside the image."""
+    tw, th = text_size
+    iw, ih = image_size
+    if box[2] + gap + tw <= iw:
+        x, y = box[2] + gap, box[1]
+    elif box[0] - gap - tw >= 0:
+        x, y = box[0] - gap - tw, box[1]
+    else:
+        x, y = box[0], box[3] + gap
+    x = max(0, min(x, iw - tw))
+    y = max(0, min(y, ih - th))
+    return (x, y, x + tw, y + th)
+
+
+def _draw_texts(
+    draw: ImageDraw.ImageDraw,
+    boxes: list[tuple[int, int, int, int] | None],
+    texts: Sequence[str | None],
+    colors: list[RGB],
+    image_size: tuple[int, int],
+    lw: int,
+) -> None:
+    """Each value read (non-empty `texts[i]`) in large dark type on a white label outlined in its box colour."""
+    w, h = image_size
+    for i, box in enumerate(boxes):
+        text = texts[i]
+        if box is None or not text:
+            continue
+        font = load_font(text_font_size(box[3] - box[1], w, h))
+        left, top, right, bottom = (math.ceil(v) for v in draw.textbbox((0, 0), text, font=font))
+        pad = max(2, lw)
+        size = (right - left + 2 * pad, bottom - top + 2 * pad)
+        x0, y0, x1, y1 = place_text(box, size, (w, h), gap=max(2, 2 * lw))
+        draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=(255, 255, 255), outline=colors[i], width=max(1, lw))
+        draw.text((x0 + pad - left, y0 + pad - top), text, font=font, fill=(0, 0, 0))
 
 
 def _check_lengths(n: int, name: str, value: Sequence[object] | None) -> None:
@@ -142,6 +193,7 @@ def draw_boxes(
     polygons: Sequence[Polygons | None] | None = None,
     masks: np.ndarray | None = None,
     line_width: int | None = None,
+    texts: Sequence[str | None] | None = None,
 ) -> Image.Image:
     """Return a new RGB image with every object drawn; `image` is left untouched.
 
@@ -149,7 +201,9 @@ def draw_boxes(
     `scores[i]` as "0.87" when given). Colours come from the palette by `class_ids[i]`, or, without
     class ids, from the label text. `polygons[i]` (pixel coordinates) and `masks[i]` ([N, H, W]
     bool, H x W = image size) are filled translucently in the same colour. Line width and font size
-    scale with the image unless `line_width` is given; tags always lie inside the image. Grayscale,
+    scale with the image unless `line_width` is given; tags always lie inside the image. `texts[i]` (the
+    value read in box i; None or "" draws nothing) is written beside the box in large dark type on a white
+    label outlined in the box's colour (`place_text`, `text_font_size`). Grayscale,
     palette and RGBA inputs are converted (transparency onto white). Non-finite boxes are skipped.
     """
     base = to_rgb(image)
@@ -160,6 +214,7 @@ def draw_boxes(
     _check_lengths(n, "scores", scores)
     _check_lengths(n, "class_ids", class_ids)
     _check_lengths(n, "polygons", polygons)
+    _check_lengths(n, "texts", texts)
     mask_arr: np.ndarray | None = None
     if masks is not None:
         mask_arr = np.asarray(masks).astype(bool, copy=False)
@@ -220,4 +275,6 @@ def draw_boxes(
         tag = place_tag(maybe_box, (right - left + 2 * pad, bottom - top + 2 * pad), (w, h))
         draw.rectangle((tag[0], tag[1], tag[2] - 1, tag[3] - 1), fill=colors[i])
         draw.text((tag[0] + pad - left, tag[1] + pad - top), text, font=font, fill=text_color_for(colors[i]))
+    if texts is not None:
+        _draw_texts(draw, int_boxes, texts, colors, (w, h), lw)
     return base

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import shutil
 import tempfile
 from pathlib import Path
@@ -90,11 +89,11 @@ def test_round_trip_through_every_format_pair(spec) -> None:  # type: ignore[no-
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         original = _build(root, spec)
-        for a, b in itertools.product(WRITE_FORMATS, repeat=2):
-            route = f"{a} -> {b}"
-            first = load_dataset(write_dataset(original, root / f"{a}_{b}_1", a), format=a)
-            second = load_dataset(write_dataset(first, root / f"{a}_{b}_2", b), format=b)
+        for a in WRITE_FORMATS:
+            first = load_dataset(write_dataset(original, root / f"{a}_1", a), format=a)
             _assert_same(original, first, a)
-            _assert_same(original, second, route)
-            shutil.rmtree(root / f"{a}_{b}_1")
-            shutil.rmtree(root / f"{a}_{b}_2")
+            for b in WRITE_FORMATS:
+                second = load_dataset(write_dataset(first, root / f"{a}_{b}_2", b), format=b)
+                _assert_same(original, second, f"{a} -> {b}")
+                shutil.rmtree(root / f"{a}_{b}_2")
+            shutil.rmtree(root / f"{a}_1")

@@ -7,17 +7,23 @@ returns / accepts the one in-memory `Dataset`. Readers: `read_<fmt>(path) -> Dat
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from detforge.data.dataset import Dataset
 from detforge.data.formats.detect import detect_format
+from detforge.data.transcriptions import apply_text_attribute, count_texts
 from detforge.errors import DatasetError
 
-__all__ = ["READ_FORMATS", "WRITE_FORMATS", "detect_format", "load_dataset", "write_dataset"]
+__all__ = ["READ_FORMATS", "TEXT_WRITE_FORMATS", "WRITE_FORMATS", "detect_format", "load_dataset", "write_dataset"]
 
 READ_FORMATS = ("coco", "yolo", "voc", "cvat", "labelme", "labelstudio")
-WRITE_FORMATS = ("coco", "yolo", "voc")
+WRITE_FORMATS = ("coco", "yolo", "voc", "cvat", "labelme", "labelstudio")
+TEXT_WRITE_FORMATS = ("coco", "voc", "cvat", "labelme", "labelstudio")
+"""Writable formats that keep each box's transcription (YOLO label lines cannot)."""
+
+log = logging.getLogger(__name__)
 
 
 def _reader(fmt: str) -> Callable[[Path], Dataset]:
@@ -62,25 +68,45 @@ def _writer(fmt: str) -> Callable[..., Path]:
         from detforge.data.formats.voc import write_voc
 
         return write_voc
+    if fmt == "cvat":
+        from detforge.data.formats.cvat import write_cvat
+
+        return write_cvat
+    if fmt == "labelme":
+        from detforge.data.formats.labelme import write_labelme
+
+        return write_labelme
+    if fmt == "labelstudio":
+        from detforge.data.formats.labelstudio import write_labelstudio
+
+        return write_labelstudio
     raise DatasetError(f"cannot write format {fmt!r}; expected one of {', '.join(WRITE_FORMATS)}")
 
 
-def load_dataset(path: str | Path, format: str | None = None) -> Dataset:
+def load_dataset(path: str | Path, format: str | None = None, text_attribute: str | None = None) -> Dataset:
     """Read a dataset from a file or folder; the format is detected unless `format` forces it.
 
-    Raises DatasetError naming the path (and file/line) when it cannot be read at all; recoverable
-    problems (a malformed line, an unknown id) are in `Dataset.problems` and the bad item is left out.
+    Each box's transcription (`Annotation.text`) is read from the attribute `text_attribute`, or
+    from the one attribute that can hold it when that is unambiguous (see
+    `detforge.data.transcriptions`); `Dataset.text_attribute` records the choice.
+    Raises DatasetError naming the path (and file/line) when it cannot be read at all, or when no box
+    has `text_attribute`; recoverable problems (a malformed line, an unknown id, several candidate
+    text attributes) are in `Dataset.problems` and the bad item is left out.
     """
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder")
     fmt = format or detect_format(path)
-    return _reader(fmt)(path)
+    return apply_text_attribute(_reader(fmt)(path), text_attribute)
 
 
 def write_dataset(dataset: Dataset, out: str | Path, format: str, *, copy_images: bool = True) -> Path:
     """Write `dataset` (all subsets) to the folder `out` in `format`; returns the folder.
 
     Annotation files are written atomically; images are copied (never moved or modified).
+    Transcriptions are written by the formats in TEXT_WRITE_FORMATS; writing boxes with text to
+    another format logs a warning with the number of transcriptions left behind.
     """
+    if format in WRITE_FORMATS and format not in TEXT_WRITE_FORMATS and (n := count_texts(dataset)):
+        log.warning("%s cannot hold transcriptions: the text of %d box(es) is not written", format, n)
     return _writer(format)(dataset, Path(out), copy_images=copy_images)

@@ -10,6 +10,7 @@ from typing import Any
 from detforge.data.dataset import Dataset
 from detforge.data.formats._coco_files import copy_image, output_name
 from detforge.data.images import read_header
+from detforge.data.transcriptions import text_attribute_pairs, text_write_name
 from detforge.errors import DatasetError, InvalidImage
 from detforge.fileio import atomic_write_json
 from detforge.structures import RLE, Annotation, ImageRecord, Polygons
@@ -72,7 +73,7 @@ def _segmentation(ann: Annotation) -> Any:
     return []
 
 
-def _annotation(ann: Annotation, image: ImageRecord) -> dict[str, Any]:
+def _annotation(ann: Annotation, image: ImageRecord, text_attribute: str | None, text_name: str) -> dict[str, Any]:
     if not all(map(math.isfinite, ann.bbox)):
         raise DatasetError(
             f"annotation {ann.id} of image {image.id} ({image.file_name}): box {ann.bbox} is not finite and "
@@ -88,8 +89,11 @@ def _annotation(ann: Annotation, image: ImageRecord) -> dict[str, Any]:
         "segmentation": _segmentation(ann),
         "iscrowd": int(ann.iscrowd),
     }
-    if ann.attributes:
-        out["attributes"] = dict(ann.attributes)
+    attributes = text_attribute_pairs(
+        ann, text_attribute, text_name
+    )  # the transcription as CVAT's COCO: attributes.text
+    if attributes:
+        out["attributes"] = attributes
     return out
 
 
@@ -106,6 +110,7 @@ def write_coco_dataset(dataset: Dataset, out: Path, *, copy_images: bool = True)
     inputs = input_files(dataset)
     categories = [{"id": c.id, "name": c.name, "supercategory": c.supercategory} for c in dataset.categories]
     payloads: dict[Path, dict[str, Any]] = {}
+    text_name = text_write_name(dataset)
     copies: list[tuple[Path, Path]] = []
     for subset, images in group_by_subset(dataset).items():
         file_name = f"instances_{check_subset_name(subset)}.json" if subset is not None else "instances.json"
@@ -118,7 +123,9 @@ def write_coco_dataset(dataset: Dataset, out: Path, *, copy_images: bool = True)
         for im, name in zip(images, names, strict=True):
             width, height = _size(im)
             image_entries.append({"id": im.id, "file_name": name, "width": width, "height": height})
-            ann_entries += [_annotation(a, im) for a in dataset.annotations_of(im.id)]
+            ann_entries += [
+                _annotation(a, im, dataset.text_attribute, text_name) for a in dataset.annotations_of(im.id)
+            ]
             copies.append((im.path, image_dir / name))
         payloads[ann_path] = {
             "info": _info(),

@@ -20,8 +20,9 @@ __all__ = ["IMAGE_SUFFIXES", "SubsetFiles", "YoloLayout", "find_layout", "label_
 IMAGE_SUFFIXES = frozenset({".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".heic"})
 _YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
 _NAMES_FILES = ("obj.names", "classes.txt")
-_YAML_KNOWN_KEYS = frozenset({"path", "train", "val", "test", "names", "nc", "download", "yaml_file", "kpt_shape",
-                              "flip_idx", "channels"})
+_YAML_KNOWN_KEYS = frozenset(
+    {"path", "train", "val", "test", "names", "nc", "download", "yaml_file", "kpt_shape", "flip_idx", "channels"}
+)
 _OBJ_DATA_KEYS = frozenset({"classes", "names", "backup", "eval", "results"})
 
 

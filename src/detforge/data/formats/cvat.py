@@ -1,4 +1,4 @@
-"""CVAT for images 1.1 XML (task or project export): boxes and polygons, read only.
+"""CVAT for images 1.1 XML (task or project export): boxes and polygons; reader and writer.
 
 Rotated boxes are refused (an error Problem, box left out): detforge never turns a rotated box into
 an axis-aligned one silently. Shapes detforge cannot train on are skipped with a warning each.
@@ -11,12 +11,13 @@ from pathlib import Path
 from xml.etree.ElementTree import Element
 
 from detforge.data.dataset import Dataset
+from detforge.data.formats._cvat_write import write_cvat_dataset
 from detforge.data.formats._xml import XmlDocument, child_text, parse_number, parse_xml
 from detforge.data.images import declared_size, displayed_size
 from detforge.errors import DatasetError
 from detforge.structures import Annotation, BBox, Categories, ImageRecord, Polygons, Problem
 
-__all__ = ["read_cvat"]
+__all__ = ["read_cvat", "write_cvat"]
 
 _UNSUPPORTED = ("polyline", "points", "ellipse", "mask", "cuboid", "skeleton", "tag")
 _NO_SUBSET = ("", "default")
@@ -40,6 +41,16 @@ def _label_names(doc: XmlDocument) -> list[str]:
     return names
 
 
+def _text_fields(doc: XmlDocument) -> list[str]:
+    """Names of label attributes declared with `<input_type>text</input_type>` (free text: a transcription)."""
+    names: list[str] = []
+    for attr in doc.root.iterfind("meta/*/labels/label/attributes/attribute"):
+        name = child_text(attr, "name")
+        if name and (child_text(attr, "input_type") or "").lower() == "text" and name not in names:
+            names.append(name)
+    return names
+
+
 def _subset(text: str | None) -> str | None:
     if text is None or text.strip().lower() in _NO_SUBSET:
         return None
@@ -48,7 +59,8 @@ def _subset(text: str | None) -> str | None:
 
 def _attributes(elem: Element) -> tuple[tuple[str, str], ...]:
     pairs: list[tuple[str, str]] = [(key, elem.attrib[key]) for key in ("occluded", "z_order") if key in elem.attrib]
-    pairs += [(a.attrib.get("name", ""), (a.text or "").strip()) for a in elem.iterfind("attribute")]
+    # Trimmed, but a value of only whitespace is kept as is (data check warns about such a transcription).
+    pairs += [(a.attrib.get("name", ""), (a.text or "").strip() or (a.text or "")) for a in elem.iterfind("attribute")]
     return tuple(sorted((k, v) for k, v in pairs if k))
 
 
@@ -136,7 +148,8 @@ def read_cvat(path: Path) -> Dataset:
     """Read a CVAT for images 1.1 XML export (one file, or a folder of them with `images/`).
 
     Boxes (xtl, ytl, xbr, ybr) are already XYXY pixels; polygons become `Polygons` plus their bbox.
-    `occluded`, `z_order` and `<attribute>`s become annotation attributes. Categories are the meta
+    `occluded`, `z_order` and `<attribute>`s become annotation attributes; label attributes declared
+    with input_type text are the candidates for the transcription (`Dataset.text_fields`). Categories are the meta
     labels in file order, ids 1..K. Image ids are 1..M in file order; an image's subset is its
     `subset` attribute, else the task's `<subset>`, else None ("default" counts as None).
     Unsupported shapes (polyline, points, ellipse, mask, cuboid, skeleton, tag, tracks) are skipped
@@ -146,6 +159,7 @@ def read_cvat(path: Path) -> Dataset:
     root, files = _xml_files(path)
     problems: list[Problem] = []
     names: list[str] = []
+    text_fields: list[str] = []
     images: list[ImageRecord] = []
     annotations: list[Annotation] = []
     for xml_path in files:
@@ -166,6 +180,7 @@ def read_cvat(path: Path) -> Dataset:
             )
             file_names = sorted({e.attrib.get("label", "") for e in doc.root.iterfind("image/*")} - {""})
         names += [n for n in file_names if n not in names]
+        text_fields += [n for n in _text_fields(doc) if n not in text_fields]
         task_subset = _subset(child_text(doc.root, "meta/task/subset"))
         for track in doc.root.iterfind("track"):
             problems.append(
@@ -221,4 +236,22 @@ def read_cvat(path: Path) -> Dataset:
                 )
     if not images and not names:
         raise DatasetError(f"{path}: no CVAT <annotations> with <image> elements found")
-    return Dataset(tuple(images), tuple(annotations), Categories.from_names(names), root, "cvat", tuple(problems))
+    categories = Categories.from_names(names)
+    return Dataset(
+        tuple(images), tuple(annotations), categories, root, "cvat", tuple(problems), text_fields=tuple(text_fields)
+    )
+
+
+def write_cvat(dataset: Dataset, out: Path, *, copy_images: bool = True) -> Path:
+    """Write `dataset` as CVAT for images 1.1 XML to the folder `out`; returns `out`.
+
+    One `out/annotations.xml` (importable into a CVAT task as "CVAT 1.1"): every category is a meta
+    label; each image an `<image>` with its `subset`; each annotation a `<box>` (XYXY pixels), or a
+    `<polygon>` when it has exactly one polygon whose bbox is its box (other masks are not written).
+    `occluded`/`z_order` attributes become the shape's own; every other attribute an `<attribute>`
+    declared on its label (input_type select with the values used). The transcription is the
+    attribute `text`, declared with input_type text. With `copy_images`, images are copied to
+    `out/images/<subset>/<file_name>` (`out/images/<file_name>` for subset None); an existing different
+    file is never overwritten. Overwriting an input annotation file raises DatasetError.
+    """
+    return write_cvat_dataset(dataset, Path(out), copy_images=copy_images)

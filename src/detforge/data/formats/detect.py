@@ -101,6 +101,10 @@ def detect_format(path: str | Path) -> str:
                     return kind
     if (path / "labels").is_dir() and (path / "images").is_dir():
         return "yolo"
+    for split in ("train", "val", "test"):  # LabelMe files in split sub-folders (as detforge writes them)
+        first = next(iter(sorted((path / split).glob("*.json"))), None) if (path / split).is_dir() else None
+        if first is not None and _json_kind(first) == "labelme":
+            return "labelme"
     if any(path.glob("*.yaml")):
         return "yolo"
     raise DatasetError(

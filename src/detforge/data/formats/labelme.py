@@ -1,4 +1,4 @@
-"""LabelMe: one JSON file per image (`shapes`, `imagePath`, `imageWidth`, `imageHeight`), read only."""
+"""LabelMe: one JSON file per image (`shapes`, `imagePath`, `imageWidth`, `imageHeight`); reader and writer."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from detforge.data.dataset import Dataset
+from detforge.data.formats._labelme_write import IGNORED_LABELS, LABELS_FILE, write_labelme_dataset
 from detforge.data.images import declared_size, displayed_size
 from detforge.errors import DatasetError
 from detforge.structures import Annotation, BBox, Categories, ImageRecord, Location, Polygons, Problem
 
-__all__ = ["read_labelme"]
+__all__ = ["read_labelme", "write_labelme"]
 
 _SPLIT_FOLDERS = ("train", "val", "test")
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -48,8 +49,9 @@ def _attributes(shape: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     flags = shape.get("flags")
     if isinstance(flags, dict):
         pairs += [(f"flag.{k}", str(v).lower() if isinstance(v, bool) else str(v)) for k, v in flags.items()]
-    if isinstance(shape.get("description"), str) and shape["description"].strip():
-        pairs.append(("description", shape["description"].strip()))
+    description = shape.get("description")
+    if isinstance(description, str) and description:  # LabelMe writes "" when nothing was entered
+        pairs.append(("description", description.strip() or description))
     return tuple(sorted(pairs))
 
 
@@ -152,15 +154,33 @@ def _load(json_path: Path, single: bool, problems: list[Problem]) -> dict[str, A
     return None
 
 
+def _declared_labels(path: Path) -> list[str]:
+    if not path.is_file():
+        return []
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read the class list ({exc})") from None
+    names: list[str] = []
+    for line in lines:
+        name = line.strip()
+        if name and name not in IGNORED_LABELS and name not in names:
+            names.append(name)
+    return names
+
+
 def read_labelme(path: Path) -> Dataset:
     """Read LabelMe JSON files: a folder of them (searched recursively) or one file.
 
     Rectangles (two corners, any order) become XYXY pixel boxes; polygons become `Polygons` plus
     their bbox; other shape types are skipped with a warning each. `group_id`, `flags` (as
-    "flag.<name>") and `description` become annotation attributes. `imagePath` is relative to the
+    "flag.<name>") and `description` become annotation attributes; `description` is where LabelMe
+    keeps a box's transcription (`Dataset.text_fields`). `imagePath` is relative to the
     JSON file; embedded `imageData` is never decoded (an info Problem when the file is missing).
-    Categories: sorted unique labels, ids 1..K. Image ids 1..M in path order. Subset: the first
-    sub-folder's name when the folder has train/, val/ or test/ sub-folders, else None.
+    Categories: the lines of `labels.txt` in the folder when there is one (LabelMe's `--labels` file;
+    `__ignore__` and `_background_` skipped), then the other labels used, sorted; ids 1..K. Image ids
+    1..M in path order. Subset: the first sub-folder's name when the folder has train/, val/ or test/
+    sub-folders, else None.
     """
     path = Path(path)
     root, files = _json_files(path)
@@ -197,7 +217,9 @@ def read_labelme(path: Path) -> Dataset:
         records.append((record, [s for s in parsed if s is not None]))
     if not records:
         raise DatasetError(f"{path}: no LabelMe JSON files found (expected *.json with 'shapes' and 'imagePath')")
-    categories = Categories.from_names(sorted({s.label for _, shapes in records for s in shapes}))
+    used = {s.label for _, shapes in records for s in shapes}
+    declared = _declared_labels(root / LABELS_FILE) if path.is_dir() else []
+    categories = Categories.from_names(declared + sorted(used - set(declared)))
     annotations: list[Annotation] = []
     for record, shapes in records:
         for shape in shapes:
@@ -214,4 +236,19 @@ def read_labelme(path: Path) -> Dataset:
                 )
             )
     images = tuple(r for r, _ in records)
-    return Dataset(images, tuple(annotations), categories, root, "labelme", tuple(problems))
+    return Dataset(
+        images, tuple(annotations), categories, root, "labelme", tuple(problems), text_fields=("description",)
+    )
+
+
+def write_labelme(dataset: Dataset, out: Path, *, copy_images: bool = True) -> Path:
+    """Write `dataset` as LabelMe JSON files under the folder `out`; returns `out`.
+
+    One `<file_name>.json` per image, in `out/<subset>/` (`out/` for subset None), with the image
+    copied beside it (`imagePath` is its base name) when `copy_images`; `out/labels.txt` lists every
+    class in order. Boxes are `rectangle` shapes; an annotation with a single polygon whose bbox is
+    its box is a `polygon`. `group_id` and `flag.<name>` attributes go back to their LabelMe fields;
+    the transcription is the shape's `description`; other attributes, masks and crowd flags are not
+    kept (LabelMe has no place for them). An existing different image is never overwritten.
+    """
+    return write_labelme_dataset(dataset, Path(out), copy_images=copy_images)

@@ -1,4 +1,4 @@
-"""Label Studio JSON export (a list of tasks): rectangle and polygon labels, read only.
+"""Label Studio JSON export (a list of tasks): rectangle and polygon labels; reader and writer.
 
 Label Studio stores regions in percent of the image (`original_width` x `original_height`); they are
 converted to absolute XYXY pixels here. Rotated rectangles are refused (error Problem, left out).
@@ -16,14 +16,17 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from detforge.data.dataset import Dataset
+from detforge.data.formats._labelstudio_write import CONFIG_NAME, label_config_names, write_labelstudio_dataset
+from detforge.data.formats._xml import parse_xml
 from detforge.data.images import displayed_size
 from detforge.errors import DatasetError
 from detforge.structures import Annotation, BBox, Categories, ImageRecord, Location, Polygons, Problem, Severity
 
-__all__ = ["read_labelstudio"]
+__all__ = ["read_labelstudio", "write_labelstudio"]
 
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-fA-F]{8}-(.+)$")
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+_RECT_POLY = ("rectangle", "rectanglelabels", "polygon", "polygonlabels")
 _REGION_TYPES = ("rectangle", "polygon", "keypoint", "ellipse", "brush", "polyline", "bitmask", "magicwand")
 
 
@@ -32,6 +35,7 @@ class _Region:
     label: str
     bbox: BBox
     polygons: Polygons | None
+    attributes: tuple[tuple[str, str], ...] = ()
 
 
 class _ImageFinder:
@@ -122,6 +126,25 @@ def _region(value: dict[str, Any], kind: str, labels: list[str], size: tuple[flo
     return _Region(labels[0], polygons.bbox(), polygons)
 
 
+def _texts_by_region(results: list[Any], region_ids: set[Any]) -> dict[Any, list[tuple[str, str]]]:
+    """Per region id, the (from_name, text) of each `textarea` result sharing that id (a perRegion TextArea).
+
+    `value.text` is a list of strings (one per submission; the OCR template allows one): joined with
+    newlines so nothing typed is lost.
+    """
+    texts: dict[Any, list[tuple[str, str]]] = {}
+    for r in results:
+        if not (isinstance(r, dict) and r.get("type") == "textarea" and r.get("id") in region_ids):
+            continue
+        value = r.get("value")
+        raw = value.get("text") if isinstance(value, dict) else None
+        lines = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+        name = r.get("from_name")
+        if isinstance(name, str) and name and all(isinstance(x, str) for x in lines):
+            texts.setdefault(r["id"], []).append((name, "\n".join(lines)))
+    return texts
+
+
 def _regions(
     task_id: int,
     results: list[Any],
@@ -141,6 +164,10 @@ def _regions(
         and isinstance(r.get("value"), dict)
         and isinstance(r["value"].get("labels"), list)
     }
+    region_ids = {
+        r.get("id") for r in results if isinstance(r, dict) and str(r.get("type", "")) in _RECT_POLY and "id" in r
+    }
+    texts = _texts_by_region(results, region_ids)
     regions: list[_Region] = []
     for r in results:
         if not isinstance(r, dict):
@@ -148,6 +175,8 @@ def _regions(
         rtype = str(r.get("type", ""))
         kind = rtype.removesuffix("labels")
         if rtype == "labels" and r.get("id") in labels_by_id:
+            continue
+        if rtype == "textarea" and r.get("id") in texts:
             continue
         if kind not in ("rectangle", "polygon"):
             if kind in _REGION_TYPES:
@@ -186,7 +215,8 @@ def _regions(
             continue
         if len(labels) > 1:
             report("warning", "label.multiple", f"one region has labels {labels}; one annotation is made per label")
-        regions += [_Region(label, converted.bbox, converted.polygons) for label in labels]
+        attributes = tuple(sorted(texts.get(r.get("id"), [])))
+        regions += [_Region(label, converted.bbox, converted.polygons, attributes) for label in labels]
     return regions
 
 
@@ -270,7 +300,11 @@ def read_labelstudio(path: Path) -> Dataset:
     only when a task has no non-cancelled annotation (info Problem); a task with neither is left out
     (warning). Task id = image id. Images are found by basename (also without Label Studio's
     8-hex-digit upload prefix) in the JSON's folder, its `images/`, and `media/upload/**`.
-    Categories: sorted unique label names, ids 1..K. Subset: None.
+    Categories: the labels of `label_config.xml` beside the export when there is one (in its order, so
+    classes without boxes survive), then the other label names used, sorted; ids 1..K. Subset: None.
+    A `textarea` result sharing a region's `id` (a TextArea with perRegion="true", the OCR template's
+    `transcription`) becomes the attribute `<from_name>` of that region's annotation, its `text` list
+    joined with newlines; these names are the candidates for the transcription (`Dataset.text_fields`).
     """
     path = Path(path)
     files = _export_files(path)
@@ -309,14 +343,44 @@ def read_labelstudio(path: Path) -> Dataset:
     for rtype, count in sorted(ignored.items()):
         message = f"{count} result(s) of type {rtype!r} ignored (not regions)"
         problems.append(Problem("info", "result.ignored", message, Location(str(files[0]))))
-    categories = Categories.from_names(sorted({r.label for _, regions in records for r in regions}))
+    used = {r.label for _, regions in records for r in regions}
+    config = root / CONFIG_NAME
+    declared = label_config_names(parse_xml(config).root) if config.is_file() else []
+    categories = Categories.from_names(declared + sorted(used - set(declared)))
     annotations: list[Annotation] = []
     for record, regions in records:
         for region in regions:
             category_id = categories.by_name(region.label).id
             ann_id = len(annotations) + 1
             annotations.append(
-                Annotation(ann_id, record.id, category_id, region.bbox, region.polygons, source=record.source)
+                Annotation(
+                    ann_id,
+                    record.id,
+                    category_id,
+                    region.bbox,
+                    region.polygons,
+                    attributes=region.attributes,
+                    source=record.source,
+                )
             )
     images = tuple(r for r, _ in records)
-    return Dataset(images, tuple(annotations), categories, root, "labelstudio", tuple(problems))
+    text_fields = tuple(sorted({k for _, regions in records for r in regions for k, _ in r.attributes}))
+    return Dataset(
+        images, tuple(annotations), categories, root, "labelstudio", tuple(problems), text_fields=text_fields
+    )
+
+
+def write_labelstudio(dataset: Dataset, out: Path, *, copy_images: bool = True) -> Path:
+    """Write `dataset` as a Label Studio task list to the folder `out`; returns `out`.
+
+    `out/tasks.json`: one task per image (task id = image id, `data.image` = its file name, URL
+    quoted), with one annotation whose results are a `rectanglelabels` region per box (percent of
+    the image size) or a `polygonlabels` region for a single polygon whose bbox is the box. A box's
+    transcription is a `textarea` result named `transcription` sharing the region's id (the OCR
+    template's perRegion TextArea). `out/label_config.xml` is the matching labeling config (all
+    classes, the TextArea when there is text). Other attributes and subsets are not kept (Label
+    Studio has no place for them; several subsets log a warning). With `copy_images`, images are
+    copied to `out/<subset>/<file_name>` (`out/<file_name>` for subset None) and `data.image` names
+    that path; an existing different file is never overwritten.
+    """
+    return write_labelstudio_dataset(dataset, Path(out), copy_images=copy_images)

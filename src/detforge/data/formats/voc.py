@@ -14,6 +14,7 @@ from xml.etree.ElementTree import Element, ElementTree, SubElement, indent, tost
 from detforge.data.dataset import Dataset
 from detforge.data.formats._xml import XmlDocument, child_text, format_number, parse_number, parse_xml
 from detforge.data.images import declared_size, displayed_size
+from detforge.data.transcriptions import text_attribute_pairs, text_write_name
 from detforge.errors import DatasetError
 from detforge.fileio import atomic_write_bytes, atomic_write_text
 from detforge.structures import Annotation, BBox, Categories, ImageRecord, Location, Problem
@@ -275,8 +276,9 @@ def _annotation_xml(dataset: Dataset, image: ImageRecord, rel: PurePosixPath) ->
         for key, text in (("width", str(width)), ("height", str(height)), ("depth", "3")):
             _add(size, key, text)
     _add(root, "segmented", "0")
+    text_name = text_write_name(dataset)
     for ann in dataset.annotations_of(image.id):
-        attrs = dict(ann.attributes)
+        attrs = text_attribute_pairs(ann, dataset.text_attribute, text_name)  # the transcription as attribute "text"
         if ann.iscrowd:
             attrs.setdefault("difficult", "1")
         attrs.setdefault("difficult", "0")

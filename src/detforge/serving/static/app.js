@@ -1,10 +1,13 @@
 "use strict";
-// detforge web page: upload an image, draw the detections, filter them by score on the client.
+// detforge web page: upload an image, draw the detections, filter them by score on the client, and show the
+// values read in the boxes in large type beside the photo (hover or click a value to highlight its box).
 // Every text that comes from the server or the user is inserted with textContent, never as HTML.
 (function () {
   const $ = (id) => document.getElementById(id);
   const palette = ["#e53935", "#1e88e5", "#43a047", "#fb8c00", "#8e24aa", "#00acc1", "#6d4c41", "#3949ab"];
   let current = null; // {image, result}
+  let hovered = null; // index of the box whose value the pointer or focus is on
+  let pinned = null; // index of the box whose value was clicked (stays highlighted)
 
   function authHeaders() {
     const token = $("token").value.trim();
@@ -33,44 +36,132 @@
     }
   }
 
-  function draw() {
+  // Boxes kept at the slider's threshold: [{i, label, score, text, textScore, color}]
+  function kept() {
+    if (!current) return [];
+    const { result } = current;
+    const cut = threshold();
+    const texts = result.texts || [];
+    const textScores = result.text_scores || [];
+    const out = [];
+    result.scores.forEach((score, i) => {
+      if (score < cut) return;
+      const text = texts[i] === undefined ? null : texts[i];
+      const color = palette[result.class_ids[i] % palette.length];
+      out.push({ i, label: result.labels[i], score, text, textScore: textScores[i], color });
+    });
+    return out;
+  }
+
+  function highlighted() {
+    return hovered !== null ? hovered : pinned;
+  }
+
+  // Paint the photo and the boxes; the highlighted box (a value hovered or clicked) gets a thick yellow frame
+  // and the others are dimmed, so the value read is easy to find on the photo.
+  function paint() {
     const canvas = $("canvas");
-    const list = $("detections");
-    list.replaceChildren();
     if (!current) return;
     const { image, result } = current;
     canvas.width = result.image.width;
     canvas.height = result.image.height;
     const ctx = canvas.getContext("2d");
     ctx.drawImage(image, 0, 0, canvas.width, canvas.height);
-    const cut = threshold();
     const line = Math.max(2, Math.round(canvas.width / 400));
-    const drawn = [];
-    ctx.font = Math.max(12, Math.round(canvas.width / 50)) + "px sans-serif";
+    const fontSize = Math.max(12, Math.round(canvas.width / 50));
+    const focus = highlighted();
     ctx.textBaseline = "top";
-    result.scores.forEach((score, i) => {
-      if (score < cut) return;
-      const [x0, y0, x1, y1] = result.boxes[i];
-      const label = result.labels[i];
-      const color = palette[result.class_ids[i] % palette.length];
-      ctx.strokeStyle = color;
+    kept().forEach((d) => {
+      const [x0, y0, x1, y1] = result.boxes[d.i];
+      const isFocus = d.i === focus;
+      ctx.globalAlpha = focus !== null && !isFocus ? 0.35 : 1;
+      ctx.strokeStyle = d.color;
       ctx.lineWidth = line;
       ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
-      const caption = label + " " + score.toFixed(2);
+      if (isFocus) {
+        ctx.strokeStyle = "#ffd600";
+        ctx.lineWidth = line * 3;
+        ctx.strokeRect(x0 - line * 2, y0 - line * 2, x1 - x0 + line * 4, y1 - y0 + line * 4);
+      }
+      ctx.font = fontSize + "px sans-serif";
+      const caption = d.label + " " + d.score.toFixed(2);
       const width = ctx.measureText(caption).width + 6;
-      const height = parseInt(ctx.font, 10) + 4;
-      ctx.fillStyle = color;
+      const height = fontSize + 4;
+      ctx.fillStyle = d.color;
       ctx.fillRect(x0, Math.max(0, y0 - height), width, height);
       ctx.fillStyle = "#fff";
       ctx.fillText(caption, x0 + 3, Math.max(0, y0 - height) + 2);
-      const item = document.createElement("li");
-      item.textContent = caption;
-      list.appendChild(item);
-      drawn.push(label);
+      if (d.text) { // the value read, large, beside the box
+        const big = Math.max(fontSize * 1.5, Math.min(fontSize * 3, (y1 - y0) * 0.9));
+        ctx.font = "bold " + Math.round(big) + "px sans-serif";
+        const tw = ctx.measureText(d.text).width + 8;
+        let tx = x1 + line * 2;
+        if (tx + tw > canvas.width) tx = Math.max(0, x0 - line * 2 - tw);
+        const ty = Math.min(Math.max(0, y0), Math.max(0, canvas.height - big - 4));
+        ctx.fillStyle = "#fff";
+        ctx.fillRect(tx, ty, tw, big + 4);
+        ctx.strokeStyle = isFocus ? "#ffd600" : d.color;
+        ctx.lineWidth = line;
+        ctx.strokeRect(tx, ty, tw, big + 4);
+        ctx.fillStyle = "#000";
+        ctx.fillText(d.text, tx + 4, ty + 2);
+      }
     });
-    $("drawn").dataset.count = String(drawn.length);
-    $("drawn").dataset.labels = JSON.stringify(drawn);
-    setStatus(drawn.length + " of " + result.scores.length + " detections at score >= " + cut.toFixed(2), false);
+    ctx.globalAlpha = 1;
+    $("drawn").dataset.highlighted = String(focus === null ? -1 : focus);
+    document.querySelectorAll("#values li").forEach((li) => {
+      li.classList.toggle("active", Number(li.dataset.index) === focus);
+    });
+  }
+
+  function showValues(boxes) {
+    const values = $("values");
+    values.replaceChildren();
+    const read = boxes.filter((d) => d.text !== null);
+    $("reads").hidden = read.length === 0;
+    read.forEach((d) => {
+      const item = document.createElement("li");
+      item.dataset.index = String(d.i);
+      item.tabIndex = 0;
+      item.style.borderColor = d.color;
+      const value = document.createElement("span");
+      value.className = "value";
+      value.textContent = d.text === "" ? "?" : d.text;
+      const note = document.createElement("span");
+      note.className = "muted";
+      const sure = typeof d.textScore === "number" ? " · read " + d.textScore.toFixed(2) : "";
+      note.textContent = d.label + " " + d.score.toFixed(2) + sure;
+      item.append(value, note);
+      item.addEventListener("mouseenter", () => { hovered = d.i; paint(); });
+      item.addEventListener("mouseleave", () => { hovered = null; paint(); });
+      item.addEventListener("focus", () => { hovered = d.i; paint(); });
+      item.addEventListener("blur", () => { hovered = null; paint(); });
+      item.addEventListener("click", () => { pinned = pinned === d.i ? null : d.i; paint(); });
+      values.appendChild(item);
+    });
+    return read.map((d) => d.text);
+  }
+
+  function draw() {
+    const list = $("detections");
+    list.replaceChildren();
+    if (!current) return;
+    const boxes = kept();
+    if (pinned !== null && !boxes.some((d) => d.i === pinned)) pinned = null;
+    if (hovered !== null && !boxes.some((d) => d.i === hovered)) hovered = null;
+    boxes.forEach((d) => {
+      const item = document.createElement("li");
+      item.textContent = d.label + " " + d.score.toFixed(2) + (d.text ? " “" + d.text + "”" : "");
+      list.appendChild(item);
+    });
+    const texts = showValues(boxes);
+    paint();
+    $("drawn").dataset.count = String(boxes.length);
+    $("drawn").dataset.labels = JSON.stringify(boxes.map((d) => d.label));
+    $("drawn").dataset.texts = JSON.stringify(texts);
+    const read = texts.length ? "; read " + texts.join(", ") : "";
+    setStatus(boxes.length + " of " + current.result.scores.length + " detections at score >= " +
+      threshold().toFixed(2) + read, false);
   }
 
   function decodeImage(file) {
@@ -106,6 +197,8 @@
     }
     try {
       current = { image: await decodeImage(file), result: body };
+      hovered = null;
+      pinned = null;
     } catch (err) {
       setStatus(err.message, true);
       return;
