@@ -52,9 +52,13 @@ demo: $(VENV)/.base
 	$(BIN)/detforge eval $(DEMO)/run/model.pt $(DEMO)/data --split test --out $(DEMO)/eval
 	$(BIN)/detforge predict $(DEMO)/run/model.pt $(DEMO)/data/images/test --out $(DEMO)/predictions \
 		--format coco csv cvat --save-images
+	rm -rf $(DEMO)/index $(DEMO)/sorted
+	$(BIN)/detforge index $(DEMO)/run/model.pt $(DEMO)/data/images/test --out $(DEMO)/index --sort-into $(DEMO)/sorted
 	@echo
 	@echo "Demo outputs in $(DEMO)/: stats/index.html, gallery/index.html, run/ (tensorboard --logdir $(DEMO)/run/tb),"
-	@echo "eval/report.html, predictions/ (drawn images in predictions/images/)"
+	@echo "eval/report.html (detection AP and read accuracy), predictions/ (drawn images with the numbers read in"
+	@echo "predictions/images/), index/index.csv (the task numbers read on each page), sorted/<number>/ (the pages"
+	@echo "copied by task number; sorted/_review/ holds unsure reads with CVAT and Label Studio files to check them)"
 	@echo "Serve the model (API + web page on http://127.0.0.1:8000): make serve-demo"
 	@echo "  which runs: $(BIN)/detforge export $(DEMO)/run/model.pt --out $(DEMO)/model.onnx --images <4 test photos>"
 	@echo "              $(BIN)/detforge serve $(DEMO)/model.onnx"

@@ -13,7 +13,14 @@ timed over its whole pipeline:
 - faster-coco-eval: the same calls through its own `COCO.loadRes` and `COCOeval_faster`.
 Peers are warmed up on a 200-image subset, then run in interleaved rounds (order alternating); each
 round gives a ratio. The 12 summary stats of all three must agree: the max absolute difference is
-reported. Run: `.venv/bin/python benchmarks/bench_eval.py [--quick] [--out benchmarks/results]`.
+reported.
+
+Whole processes (what a user waits for): the same set written once as COCO files (`test.json` ground truth,
+`results.json` detections); `detforge eval --detections results.json DATA --json` (default outputs: bootstrap
+intervals on) against a pycocotools script (`COCO(gt)`, `loadRes(file)`, evaluate, accumulate, summarize),
+each a fresh Python process, interleaved; medians of wall seconds (the goal) and of the child's CPU seconds
+(user + sys: steadier on a shared machine). The 12 stats must be identical.
+Run: `.venv/bin/python benchmarks/bench_eval.py [--quick] [--process-only] [--out benchmarks/results]`.
 """
 
 from __future__ import annotations
@@ -23,7 +30,10 @@ import contextlib
 import copy
 import io
 import json
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -228,17 +238,93 @@ def _subset(s: SyntheticSet, n: int) -> SyntheticSet:
     return SyntheticSet(s.gt_xyxy[:n], s.gt_cls[:n], s.det_xyxy[:n], s.det_cls[:n], s.det_score[:n])
 
 
-def main(out_dir: Path, *, quick: bool) -> dict[str, Any]:
+_PYCOCOTOOLS_SCRIPT = """
+import contextlib, io, json, sys
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+with contextlib.redirect_stdout(io.StringIO()):
+    gt = COCO(sys.argv[1]); dt = gt.loadRes(sys.argv[2]); e = COCOeval(gt, dt, "bbox")
+    e.evaluate(); e.accumulate(); e.summarize()
+print(json.dumps([float(v) for v in e.stats[:12]]))
+"""
+_STAT_KEYS = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large",
+              "ar1", "ar10", "ar100", "ar_small", "ar_medium", "ar_large")  # fmt: skip
+
+
+def _timed_process(cmd: list[str]) -> tuple[float, float, str]:
+    """(wall s, CPU s of the child: user + sys, stdout) of one command; RuntimeError if it fails."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, done.stdout
+
+
+def whole_process(s: SyntheticSet, rounds: int = 3) -> dict[str, Any]:
+    """Time `detforge eval --detections` against a pycocotools script as whole processes (module docstring)."""
+    with tempfile.TemporaryDirectory(prefix="bench_eval_") as tmp:
+        data, results = Path(tmp) / "data", Path(tmp) / "results.json"
+        data.mkdir()
+        (data / "test.json").write_text(json.dumps(coco_ground_truth(s)), encoding="utf-8")
+        results.write_text(json.dumps(coco_results(s)), encoding="utf-8")
+        commands = {
+            "detforge": [sys.executable, "-m", "detforge", "eval", "--detections", str(results), str(data),
+                         "--split", "test", "--json", "--no-progress"],
+            "pycocotools": [sys.executable, "-c", _PYCOCOTOOLS_SCRIPT, str(data / "test.json"), str(results)],
+        }  # fmt: skip
+        wall: dict[str, list[float]] = {n: [] for n in commands}
+        cpu: dict[str, list[float]] = {n: [] for n in commands}
+        stats: dict[str, list[float]] = {}
+        for r in range(rounds):
+            for name in commands if r % 2 == 0 else reversed(list(commands)):
+                w, c, out = _timed_process(commands[name])
+                wall[name].append(w)
+                cpu[name].append(c)
+                parsed = json.loads(out)
+                stats[name] = parsed if name == "pycocotools" else [parsed["metrics"][k] for k in _STAT_KEYS]
+    diff = max(abs(a - b) for a, b in zip(stats["detforge"], stats["pycocotools"], strict=True))
+    med = {n: {"wall_s": float(np.median(wall[n])), "cpu_s": float(np.median(cpu[n]))} for n in commands}
+    ratio = med["pycocotools"]["wall_s"] / med["detforge"]["wall_s"]
+    per_round = [p / d for p, d in zip(wall["pycocotools"], wall["detforge"], strict=True)]
+    return {
+        "case": f"whole process: detforge eval --detections (bootstrap on) vs pycocotools script, "
+        f"{s.n_images} images, {s.n_images * DETS_PER_IMAGE} detections",
+        "detforge": round(med["detforge"]["wall_s"], 2),
+        "peer": round(med["pycocotools"]["wall_s"], 2),
+        "unit": "s",
+        "ratio": round(ratio, 2),
+        "ratio_min": round(min(per_round), 2),
+        "ratio_max": round(max(per_round), 2),
+        "cpu_ratio": round(med["pycocotools"]["cpu_s"] / med["detforge"]["cpu_s"], 2),
+        "cpu_s": {n: round(m["cpu_s"], 2) for n, m in med.items()},
+        "samples_wall_s": {n: [round(v, 2) for v in wall[n]] for n in commands},
+        "goal": f">= {GOAL_VS_PYCOCOTOOLS:g}x",
+        "meets_goal": ratio >= GOAL_VS_PYCOCOTOOLS,
+        "detforge_loses": ratio < 1.0,
+        "note": f"12 stats max abs diff {diff:.1e}; wall medians of {rounds} interleaved rounds",
+    }
+
+
+def main(out_dir: Path, *, quick: bool, process_only: bool = False) -> dict[str, Any]:
     """Time the three evaluators on the synthetic set (5,000 images; quick: 500) and check their stats agree.
 
     Returns and writes `out_dir/eval.json`: seconds per evaluation (median/min/max over rounds), speed-up
     ratios (peer seconds / detforge seconds; min/max over the per-round ratios) and the max absolute
-    difference between detforge's 12 stats and each peer's.
+    difference between detforge's 12 stats and each peer's. Then the whole-process row (`whole_process`);
+    `process_only` runs only that one.
     """
     set_threads()
     n_images = 500 if quick else 5000
     rounds = 3
     full = make_set(n_images)
+    if process_only:
+        only = {"name": "eval", "title": "COCO evaluation as whole processes", "images": n_images, "rows": []}
+        only["rows"] = [whole_process(full, rounds)]
+        write_result(out_dir, "eval", only)
+        return only
     for setup, run in _peers(_subset(full, 200)).values():  # warm-up: imports, caches, allocator
         run(setup())
     peers = _peers(full)
@@ -275,9 +361,11 @@ def main(out_dir: Path, *, quick: bool) -> dict[str, Any]:
                 "note": f"12 stats max abs diff {diffs[peer]:.1e}",
             }
         )
+    rows.append(whole_process(full, rounds))
     result: dict[str, Any] = {
         "name": "eval",
-        "title": "COCO box evaluation, whole pipeline from Python objects (speed-up = peer s / detforge s)",
+        "title": "COCO box evaluation: inner call from Python objects, and whole processes from files "
+        "(speed-up = peer s / detforge s)",
         "goal": f">= {GOAL_VS_PYCOCOTOOLS:g}x faster than pycocotools with identical stats",
         "images": n_images,
         "gt_boxes": n_images * GT_PER_IMAGE,
@@ -297,8 +385,9 @@ def main(out_dir: Path, *, quick: bool) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="detforge CocoEvaluator vs pycocotools and faster-coco-eval")
     parser.add_argument("--quick", action="store_true", help="500 images instead of 5,000")
+    parser.add_argument("--process-only", action="store_true", help="only the whole-process row")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()
-    res = main(args.out, quick=args.quick)
+    res = main(args.out, quick=args.quick, process_only=args.process_only)
     res["machine"] = machine_info(with_matmul=False)
-    print(json.dumps({k: res[k] for k in ("seconds", "max_abs_stat_diff", "rows", "machine")}, indent=2))
+    print(json.dumps({k: res[k] for k in ("seconds", "max_abs_stat_diff", "rows", "machine") if k in res}, indent=2))

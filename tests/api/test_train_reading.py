@@ -118,7 +118,7 @@ def texts_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, FakeReade
         monkey.undo()
         logger.removeHandler(handler)
         logger.setLevel(level)
-    assert len(built) == 1 and built[0].allow == ".0123456789" and built[0].classes == ("a",)
+    assert len(built) == 1 and built[0].allow == ").0123456789:" and built[0].classes == ("a",)
     return root / "run", reader, out.getvalue(), "\n".join(handler.lines)
 
 
@@ -137,9 +137,10 @@ def test_reading_settings_and_calibrated_threshold_are_stored(texts_run: tuple[P
     read = spec.read
     assert read is not None and read.enabled
     assert read.classes == ("a",)  # class b has no transcription
-    # characters of the training transcriptions ('.' and some digits), completed to every digit
-    assert read.allow == ".0123456789"
-    assert read.recognizer == "ppocr" and read.padding == 0.15 and read.pattern is None and read.lexicon is None
+    # characters of the training transcriptions ('.' and some digits), completed to every digit, and the
+    # delimiters the automatic pattern strips
+    assert read.allow == ").0123456789:" and read.pattern is not None and "(?P<value>" in read.pattern
+    assert read.recognizer == "ppocr" and read.padding == 0.05 and read.lexicon is None
     n = len(reader.table)
     assert n >= 6
     # boxes 4.. are all right, box 3 (score 0.62) is wrong: the lowest threshold with precision >= 0.98 is
@@ -163,8 +164,8 @@ def test_summary_and_log_say_what_was_chosen(texts_run: tuple[Path, FakeReader, 
     n = len(reader.table)
     assert f"read accuracy on {n} validation boxes {(n - 2) / n:.3f} ({n - 2}/{n} exact)" in out
     assert "text threshold 0.660 (calibrated)" in out
-    assert "reading: on for a (" in log and "allow-list '.0123456789'" in log
-    assert "read.enabled = True:" in log and "read.allow = '.0123456789'" in log
+    assert "reading: on for a (" in log and "allow-list ').0123456789:'" in log
+    assert "read.enabled = True:" in log and "read.allow = ').0123456789:'" in log
 
 
 def test_no_transcriptions_means_no_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -226,7 +226,7 @@ def test_eval_calibrate_stores_threshold_used_by_predict(work: Path, trained: Pa
     predictor = Predictor(model)
     assert predictor.score_threshold == pytest.approx(spec.score_threshold)
     assert predictor.threshold_source == "calibrated"
-    # an unreachable precision target is an error that says what was reached, and the file is unchanged
+    # a precision target outside (0, 1] is a usage error (exit 2) caught before the model loads; the file is unchanged
     before = model.read_bytes()
     assert (
         main(
@@ -243,6 +243,6 @@ def test_eval_calibrate_stores_threshold_used_by_predict(work: Path, trained: Pa
                 "1.01",
             ]
         )
-        == 1
+        == 2
     )
     assert model.read_bytes() == before

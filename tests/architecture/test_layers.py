@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "engine": {"models", "data", "evaluation", "config", "reading"},
     "indexing": {"inference", "reading", "data", "visualization", "export"},
 }
-ALWAYS = {"errors", "fileio", "pixels", "structures", "__init__"}
+ALWAYS = {"errors", "fileio", "outdir", "pixels", "progress", "structures", "__init__"}
 # Modules of the data stage that may use torch (the training input pipeline); the rest of the
 # data stage must stay importable without torch so that `detforge data ...` starts fast.
 TORCH_OK_IN_DATA = {"transforms.py", "loader.py", "sampler.py"}

@@ -64,6 +64,9 @@ def test_settings_come_from_the_resolved_config_with_the_lexicon_inline(
     assert fixed is not None and fixed.min_score == 0.8 and not fixed.min_score_calibrated
     assert read_settings_from_config(load_config(None, ["read.enabled=false"]).read) is None
     assert read_settings_from_config(load_config(None).read) is None  # "auto" not resolved: off
+    # unresolved automatic allow-list and pattern mean any character, any value
+    forced = read_settings_from_config(load_config(None, ["read.enabled=true"]).read)
+    assert forced is not None and forced.allow is None and forced.pattern is None and forced.padding == 0.05
 
 
 def test_bad_lexicon_is_a_config_error_naming_the_file(tmp_path: Path) -> None:

@@ -126,3 +126,17 @@ def test_pr_curves_at_another_iou() -> None:
     assert pr_curves(IMAGES, anns, CATS, preds).classes[0].ap50 == pytest.approx(1.0)
     strict = pr_curves(IMAGES, anns, CATS, preds, iou=0.75)
     assert strict.iou == 0.75 and strict.classes[0].tp.tolist() == [False]
+
+
+@pytest.mark.parametrize("iou", [0.5, 0.3])
+def test_vectorised_confusion_equals_the_image_by_image_loop(iou: float) -> None:
+    # All images are paired in rounds at once; the counts must be the first implementation's exactly.
+    from detforge.evaluation.analysis import confusion_from_matches
+    from detforge.evaluation.matching import COCO_IOU_THRESHOLDS, match_detections
+    from evaluation._reference import random_case, reference_confusion
+
+    for seed in range(3):
+        matches = match_detections(*random_case(seed), iou_thresholds=COCO_IOU_THRESHOLDS)
+        for threshold in (0.0, 0.35, 0.8, 2.0):
+            got = confusion_from_matches(matches, iou=iou, score_threshold=threshold).matrix
+            assert np.array_equal(got, reference_confusion(matches, iou=iou, score_threshold=threshold))

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from detforge.evaluation import CocoEvaluator
-from detforge.evaluation.bootstrap import WeightedAP, bootstrap_ap, bootstrap_from_matches
+from detforge.evaluation.bootstrap import WeightedAP, _resample_counts, bootstrap_ap, bootstrap_from_matches
 from detforge.evaluation.matching import COCO_IOU_THRESHOLDS, match_detections
 from detforge.structures import Annotation, Categories, ImageRecord
 from detforge.structures.detections import Detections
+from evaluation._reference import ReferenceWeightedAP
 
 Data = tuple[list[ImageRecord], list[Annotation], Categories, dict[int, Detections]]
 
@@ -75,6 +76,30 @@ def test_fast_ap_equals_coco_evaluator(crowd: bool) -> None:
     for k, name in enumerate(data[2].names):
         assert per_class[:, k].mean() == pytest.approx(metrics.per_class_ap[name], abs=1e-6)
         assert matches.per_class(0.5)[k].ap() == pytest.approx(per_class[0, k], abs=1e-12)
+
+
+@pytest.mark.parametrize("crowd", [False, True], ids=["plain", "with-crowd"])
+def test_vectorised_weighted_ap_equals_the_first_one_bit_for_bit(crowd: bool) -> None:
+    # The bootstrap looks only at true positives and evaluates resamples in batches; for a fixed seed its
+    # resamples must score exactly (==, not approx) as the first, one-resample-at-a-time version did.
+    matches = match_detections(*_synthetic(150, seed=4, crowd=crowd), iou_thresholds=COCO_IOU_THRESHOLDS)
+    reference, fast = ReferenceWeightedAP(matches), WeightedAP(matches)
+    counts = _resample_counts(np.random.default_rng(11), 40, len(matches.image_ids))
+    counts[0] = 0.0  # a resample without any ground truth
+    counts[1, :] = 0.0
+    counts[1, 0] = 3.0  # one image only, three times
+    expected = np.array([reference(c) for c in counts])
+    fast._chunk = 7  # several batches, the last one partial
+    assert np.array_equal(fast.many(counts), expected)
+    halves = counts * 0.5  # weights that are not counts: summed as floats, not as int32
+    assert np.array_equal(fast.many(halves), np.array([reference(c) for c in halves]))
+    for c in counts[1:6]:
+        for got, want in zip(fast.per_class(c), reference.per_class(c), strict=True):
+            assert np.array_equal(got, want)
+    ci = bootstrap_from_matches(matches, n=40, seed=11)
+    samples = np.array([reference(c) for c in _resample_counts(np.random.default_rng(11), 40, len(matches.image_ids))])
+    lo, hi = np.nanquantile(np.where(samples < 0, np.nan, samples), [0.025, 0.975], axis=0)
+    assert (ci.ap_low, ci.ap_high, ci.ap50_low, ci.ap50_high) == (lo[0], hi[0], lo[1], hi[1])
 
 
 def test_weights_equal_duplicated_images() -> None:

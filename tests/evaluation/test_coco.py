@@ -90,10 +90,17 @@ def _pycocotools(
             seg = {"counts": a.segmentation.counts, "size": [H, W]}
             rle = {"counts": a.segmentation.counts.encode(), "size": [H, W]}
         x0, y0, x1, y1 = a.bbox
-        gt_anns.append({
-            "id": i + 1, "image_id": a.image_id, "category_id": a.category_id, "bbox": [x0, y0, x1 - x0, y1 - y0],
-            "iscrowd": int(a.iscrowd), "segmentation": seg, "area": float(pc_mask.area(rle)),
-        })
+        gt_anns.append(
+            {
+                "id": i + 1,
+                "image_id": a.image_id,
+                "category_id": a.category_id,
+                "bbox": [x0, y0, x1 - x0, y1 - y0],
+                "iscrowd": int(a.iscrowd),
+                "segmentation": seg,
+                "area": float(pc_mask.area(rle)),
+            }
+        )
     gt = PyCOCO()
     gt.dataset = {
         "images": [{"id": im.id, "width": W, "height": H} for im in images],

@@ -109,3 +109,16 @@ def test_no_detections_means_only_misses() -> None:
 def test_thresholds_are_validated() -> None:
     with pytest.raises(ValueError, match="background_iou <= foreground_iou"):
         error_breakdown(IMAGES, ANNS, CATS, PREDS, foreground_iou=0.3, background_iou=0.5)
+
+
+@pytest.mark.parametrize(("fg", "bg"), [(0.5, 0.1), (0.75, 0.0)])
+def test_vectorised_error_types_equal_the_image_by_image_loop(fg: float, bg: float) -> None:
+    from detforge.evaluation.errors import errors_from_matches
+    from detforge.evaluation.matching import COCO_IOU_THRESHOLDS, match_detections
+    from evaluation._reference import random_case, reference_error_types
+
+    for seed in range(3):
+        matches = match_detections(*random_case(seed), iou_thresholds=COCO_IOU_THRESHOLDS)
+        got = errors_from_matches(matches, foreground_iou=fg, background_iou=bg).detection_types
+        want = reference_error_types(matches, fg, bg)
+        assert np.array_equal(got, want) and len(np.unique(want)) >= 4

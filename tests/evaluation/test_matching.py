@@ -124,3 +124,20 @@ def test_bad_inputs_name_the_id() -> None:
         match_detections([_image(1)], [Annotation(3, 1, 9, (0, 0, 1, 1))], CATS, {})
     with pytest.raises(DatasetError, match=r"annotation 4: image id 2 is not among"):
         match_detections([_image(1)], [Annotation(4, 2, 1, (0, 0, 1, 1))], CATS, {})
+
+
+@pytest.mark.parametrize("max_dets", [100, 5])
+def test_vectorised_matching_equals_the_image_by_image_loop(max_dets: int) -> None:
+    # All images and classes are matched in lockstep; the result must be the first implementation's exactly.
+    from evaluation._reference import random_case, reference_match
+
+    for seed in range(3):
+        case = random_case(seed)
+        got = match_detections(*case, iou_thresholds=COCO_IOU_THRESHOLDS, max_dets=max_dets)
+        want = reference_match(*case, iou_thresholds=COCO_IOU_THRESHOLDS, max_dets=max_dets)
+        assert got.image_ids == want.image_ids
+        for field in ("det_image", "det_labels", "det_scores", "det_boxes", "det_gt", "det_ignored",
+                      "gt_image", "gt_labels", "gt_boxes", "gt_crowd", "gt_ids"):  # fmt: skip
+            a, b = getattr(got, field), getattr(want, field)
+            assert a.dtype == b.dtype and np.array_equal(a, b), field
+        assert got.det_ignored.any() and (got.det_gt >= 0).any()

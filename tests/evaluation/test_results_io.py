@@ -126,3 +126,51 @@ def test_an_entry_without_text_is_not_read_and_bad_texts_are_named(tmp_path: Pat
     bad_score = [entries[1], dict(entries[0], text_score=1.5)]
     with pytest.raises(DatasetError, match=r"results\.json\[1\]: 'text_score' 1\.5 is not a number in \[0, 1\]"):
         load_coco_results(_write(tmp_path, bad_score), IMAGES, CATS)
+
+
+def test_an_integer_too_large_for_a_float_is_named_not_a_traceback() -> None:
+    # It raised OverflowError from math.isfinite before.
+    from detforge.evaluation.results_io import parse_coco_results
+
+    entry = {"image_id": 1, "category_id": 3, "bbox": [1, 2, 3, 4], "score": 10**400}
+    with pytest.raises(DatasetError, match=r"results\[0\]: 'score' .* is not a finite number"):
+        parse_coco_results([entry], IMAGES, CATS)
+    entry = {"image_id": 1, "category_id": 3, "bbox": [1, 2, 10**400, 4], "score": 0.5}
+    with pytest.raises(DatasetError, match=r"results\[0\]: 'bbox'"):
+        parse_coco_results([entry], IMAGES, CATS)
+
+
+@pytest.mark.parametrize("texts", [False, True], ids=["plain", "with-texts"])
+def test_column_parsing_equals_the_entry_by_entry_loop(monkeypatch: pytest.MonkeyPatch, texts: bool) -> None:
+    # Valid files are parsed as columns (numpy); the result must be exactly what the checking loop builds.
+    import random
+
+    from detforge.evaluation import results_io
+
+    rng = random.Random(0)
+    images = [*IMAGES, ImageRecord(9, "9.jpg", Path("9.jpg"), 50, 20)]
+    entries: list[dict[str, object]] = []
+    for n in range(300):
+        entry: dict[str, object] = {
+            "image_id": rng.choice([1, 5]),
+            "category_id": rng.choice([3, 7]),
+            "bbox": [rng.choice([1, 2.5, 0.1 + n]), rng.uniform(0, 9), rng.choice([0, 3, 1e-3]), rng.uniform(0, 5)],
+            "score": rng.choice([0.5, 1, 0.25, rng.random()]),  # ties keep the file's order
+        }
+        if texts and n % 3:
+            entry["text"], entry["text_score"] = (f"v{n}", rng.random()) if n % 3 == 1 else (None, None)
+        entries.append(entry)
+    fast = results_io.parse_coco_results(entries, images, CATS)
+    monkeypatch.setattr(results_io, "_parse_columns", lambda *args: None)
+    slow = results_io.parse_coco_results(entries, images, CATS)
+    assert list(fast) == list(slow) == [1, 5, 9]
+    for image_id, a in fast.items():
+        b = slow[image_id]
+        for got, want in ((a.boxes, b.boxes), (a.labels, b.labels), (a.scores, b.scores)):
+            assert got.dtype == want.dtype and torch.equal(got, want)
+        assert a.image_size == b.image_size and a.texts == b.texts and a.masks is None and b.masks is None
+        if texts:
+            assert a.text_scores is not None and b.text_scores is not None
+            assert torch.equal(a.text_scores.nan_to_num(-1.0), b.text_scores.nan_to_num(-1.0))
+        else:
+            assert a.text_scores is None and b.text_scores is None

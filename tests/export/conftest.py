@@ -31,6 +31,16 @@ def _make_artifact(path: Path, name: str = "fasterrcnn_mobilenet_v2_fpn", sized:
     backbone.train()
     with torch.no_grad():
         backbone(torch.rand(4, 3, detector.min_size, detector.min_size))
+    classifier = getattr(getattr(detector.model, "head", None), "classification_head", None)
+    logits = getattr(classifier, "cls_logits", None)
+    if logits is not None:  # RetinaNet, FCOS: unnormalised FPN features saturate scores at 1.0 (exact ties)
+        with torch.no_grad():
+            logits.weight.mul_(0.01)
+    predictor = getattr(getattr(detector.model, "roi_heads", None), "box_predictor", None)
+    if predictor is not None and "resnet50" in name:  # R50 two-stage: scores ~1e-22 on degenerate boxes otherwise
+        with torch.no_grad():
+            predictor.cls_score.weight.mul_(0.01)
+            predictor.bbox_pred.weight.mul_(0.01)
     detector.eval()
     detector.detection_params = DetectionParams(score_thresh=0.0, nms_thresh=0.5, detections_per_img=50)
     spec = ModelSpec(

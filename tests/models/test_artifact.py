@@ -11,6 +11,7 @@ import torch
 from detforge import __version__
 from detforge.errors import CheckpointError
 from detforge.models import BackboneSetup, DetectionParams, ModelSpec, build_detector, load_model, save_model
+from detforge.models.artifact_io import read_artifact
 from detforge.models.detector import Detector
 from detforge.structures.detections import Target
 
@@ -58,10 +59,13 @@ def test_round_trip_gives_identical_predictions(tmp_path: Path, batch: Batch) ->
     assert sum(len(d) for d in before) > 0
     for a, b in zip(before, after, strict=True):
         assert torch.equal(a.boxes, b.boxes) and torch.equal(a.scores, b.scores) and torch.equal(a.labels, b.labels)
-    # the file is plain tensors and types: torch's weights-only loader reads it without detforge
-    raw = torch.load(path, weights_only=True)
-    assert raw["format"] == "detforge.model" and raw["spec"]["class_names"] == ["cat", "dog", "eel"]
-    json.dumps(raw["spec"])
+    # the file is safetensors with JSON metadata: readable without detforge (and without pickle)
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    assert meta["format"] == "detforge.model" and meta["format_version"] == "2"
+    assert json.loads(meta["spec"])["class_names"] == ["cat", "dog", "eel"]
 
 
 def test_artifact_as_starting_weights_for_another_class_count(tmp_path: Path, batch: Batch) -> None:
@@ -104,9 +108,10 @@ def test_save_refuses_a_spec_that_does_not_describe_the_detector(tmp_path: Path,
 
 @pytest.fixture
 def saved(tmp_path: Path, batch: Batch) -> dict[str, object]:
-    path = save_model(tmp_path / "model.pt", _trained(batch), _spec())
-    payload: dict[str, object] = torch.load(path, weights_only=True)
-    return payload
+    """A saved model as a format-1 payload (the torch zip of the first releases, still read)."""
+    contents = read_artifact(save_model(tmp_path / "model.pt", _trained(batch), _spec()))
+    sections = {"spec": contents.spec, "setup": contents.setup, "detection_params": contents.detection_params}
+    return {"format": "detforge.model", "format_version": 1, **sections, "state_dict": dict(contents.state_dict)}
 
 
 def _write(tmp_path: Path, payload: object) -> Path:

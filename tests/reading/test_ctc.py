@@ -97,10 +97,10 @@ def test_lexicon_picks_the_likeliest_entry() -> None:
     assert CTCDecoder(TABLE).decode(m).text == "1.2"
     read = CTCDecoder(TABLE, lexicon=["11", "21", "12"]).decode(m)
     assert read.text == "12"
-    # the score is the margin over the runner-up entry: P(12) / (P(12) + max(P(11), P(21)))
+    # the score is the margin over the runner-up entry: (P(12) - P(r)) / (P(12) + P(r)), r = 11 or 21
     log_p = np.log(np.clip(restrict(m, np.array([B, ONE, TWO])), 1e-30, None))
     p = np.exp(ctc_log_likelihoods(log_p, [[1, 1], [2, 1], [1, 2]]))
-    assert read.score == pytest.approx(float(p[2] / (p[2] + max(p[0], p[1]))))
+    assert read.score == pytest.approx(float((p[2] - max(p[0], p[1])) / (p[2] + max(p[0], p[1]))))
     # the only entry that can be read at all is certain against the others
     assert CTCDecoder(TABLE, lexicon=["12", "1221"]).decode(frames({ONE: 0.9}, {TWO: 0.9})).score == 1.0
     # the lexicon's own characters are the allow-list: with "1.2" in it, the '.' counts
@@ -120,7 +120,9 @@ def test_pattern_picks_the_best_string_that_fits() -> None:
     assert CTCDecoder(TABLE).decode(m).text == "121"
     read = CTCDecoder(TABLE, pattern="[12]{2}").decode(m)
     assert read.text == "12"
-    assert 0.5 < read.score < 1.0  # "11" fits too and is nearly as likely as the doubtful '1' is strong
+    assert read.score == 0.0  # the likeliest reading, "121", is no value: as doubtful as it gets
+    clear = CTCDecoder(TABLE, pattern="[12]{2}").decode(frames({ONE: 0.9}, {}, {TWO: 0.9}, {}, {ONE: 0.05}, {}))
+    assert clear.text == "12" and 0.5 < clear.score < 1.0
     # nothing fits: "" with score 0
     assert CTCDecoder(TABLE, pattern="[12]{5}").decode(m) == CTCDecoder(TABLE, pattern="I+").decode(m)
     assert CTCDecoder(TABLE, pattern="I+").decode(m).text == ""
@@ -151,7 +153,7 @@ def test_pattern_value_is_chosen_by_its_summed_probability() -> None:
     decoder = CTCDecoder(TABLE, allow="12.)", pattern=r"(?P<value>[12])[.)]")
     read = decoder.decode(m)
     assert read.text == "2"
-    assert read.score == pytest.approx(0.6 / (0.6 + 0.35), rel=1e-6)
+    assert read.score == pytest.approx((0.6 - 0.35) / (0.6 + 0.35), rel=1e-6)  # margin over the value "1"
 
 
 def test_prefix_beam_search_ranks_candidates_by_probability() -> None:

@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from detforge.errors import ConfigError, DetforgeError
 from detforge.reading import Reader, ReadSettings, TextRead, build_reader, ppocr
-from detforge.reading.ppocr import PPOCRReader, locate_model
+from detforge.reading.ppocr import MIN_WIDTH, PPOCRReader, locate_model
 
 
 def _model_or_skip() -> None:
@@ -87,6 +87,24 @@ def test_batching_does_not_change_the_reads() -> None:
     a, b = one.read(image, boxes), many.read(image, boxes)
     assert [r.text for r in a] == [r.text for r in b] == ["5", "27.", "104)", "8"]
     np.testing.assert_allclose([r.score for r in a], [r.score for r in b], atol=1e-3)
+
+
+def test_short_crops_are_padded_to_the_models_training_width() -> None:
+    _runtime_or_skip("onnxruntime")
+    image, boxes = render(["5", "27."])
+    padded = PPOCRReader(ReadSettings(), runtime="onnxruntime")
+    own = PPOCRReader(ReadSettings(), runtime="onnxruntime", min_width=0)
+    assert padded.min_width == MIN_WIDTH == 320 and own.min_width == 0
+    seen: list[int] = []
+    run = padded._session.__call__
+    padded._session = lambda batch: (seen.append(batch.shape[3]), run(batch))[1]  # type: ignore[assignment]
+    probs = padded.probabilities(image, boxes)
+    assert seen == [320]  # one batch, padded on the right to 320 px
+    # each crop keeps only the frames of its own width (+-1 from the model's rounding of a batch's width)
+    own_frames = [p.shape[0] for p in own.probabilities(image, boxes) if p is not None]
+    assert [p.shape[0] for p in probs if p is not None] == pytest.approx(own_frames, abs=1)
+    assert all(p is not None and p.shape[0] < 320 // 8 for p in probs)
+    assert [r.text for r in padded.read(image, boxes)] == ["5", "27."]
 
 
 def test_build_reader_gives_the_ppocr_reader() -> None:

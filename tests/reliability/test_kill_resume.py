@@ -220,6 +220,11 @@ def losses(run: Path) -> dict[int, dict[str, float]]:
 
 
 def load(path: Path) -> dict[str, Any]:
+    """A checkpoint's dict, or for the model artifact (safetensors) {"state_dict": its tensors}."""
+    if path.name == "model.pt":
+        from detforge.models.artifact_io import read_artifact
+
+        return {"state_dict": dict(read_artifact(path).state_dict)}
     obj: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
     return obj
 

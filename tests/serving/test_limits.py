@@ -195,7 +195,7 @@ def test_pixel_format_and_decoding_limits(fake_predictor, image_bytes, serving) 
                 "truncated": (await _post(client, image_bytes(60, 60)[:200]), 422, "invalid_image"),
                 "empty": (await _post(client, b""), 422, "invalid_image"),
                 "no-field": (
-                    await client.post("/v1/detect", files={"other": ("a.png", image_bytes(), "image/png")}),
+                    await client.post("/v1/detect", files={"image": (None, "a text field, no file")}),
                     422,
                     "missing_image",
                 ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +12,8 @@ from typing import TYPE_CHECKING
 from detforge.api.data import DataLike, _as_dataset
 from detforge.data.dataset import Dataset
 from detforge.errors import ConfigError, DatasetError
+from detforge.outdir import check_output_folder, output_folder
+from detforge.progress import scoped_by_progress, track
 
 if TYPE_CHECKING:
     from detforge.evaluation import Calibration, EvaluationResult
@@ -32,6 +35,10 @@ def _split_of(dataset: Dataset, split: str | None) -> Dataset:
         if split is not None:
             log.warning("the dataset has no subsets; evaluating all %d images", len(dataset))
         return dataset
+    if split not in dataset.subsets:
+        raise DatasetError(
+            f"{dataset.root}: no subset {split!r} to evaluate; subsets: {', '.join(dataset.subsets)} (--split / split=)"
+        )
     return dataset.subset(split)
 
 
@@ -53,7 +60,8 @@ def predict_dataset(predictor: Predictor, dataset: Dataset) -> dict[int, Detecti
     to_dataset = torch.tensor([names.index(n) for n in predictor.class_names], dtype=torch.int64)
     by_path = {im.path: im.id for im in dataset.images}
     predictions: dict[int, Detections] = {}
-    for result in predictor.predict_many([im.path for im in dataset.images], on_error="report"):
+    results = predictor.predict_many([im.path for im in dataset.images], on_error="report")
+    for result in track(results, desc="predict", total=len(dataset.images)):
         if result.detections is None or result.path is None:
             raise DatasetError(f"{result.source}: cannot predict on this image: {result.error}")
         dets = result.detections
@@ -70,12 +78,14 @@ def _classes_read(predictor: Predictor, dataset: Dataset) -> tuple[str, ...] | N
     return tuple(c for c in wanted if c in labelled) or None
 
 
+@scoped_by_progress
 def evaluate(
     model: str | Path | None,
     data: DataLike,
     *,
     split: str | None = "test",
     out: str | Path | None = None,
+    overwrite: bool = False,
     detections: str | Path | None = None,
     score_threshold: float | None = None,
     bootstrap: int = 200,
@@ -91,13 +101,15 @@ def evaluate(
     read_pattern: str | None = None,
     read_allow: str | None = None,
     text_attribute: str | None = None,
+    progress: bool = True,
 ) -> EvaluationResult:
     """COCO AP/AR (COCO-exact), per-class table, PR/F1 curves, confusion matrix, error breakdown and
     bootstrap confidence intervals of `model` (a model artifact, or an exported .onnx/.ts file) on the
     `split` subset of `data`. `runtime` runs an .onnx model with "onnxruntime", "openvino" or "auto".
 
     With `detections` (a COCO results JSON from any source) no model is needed: pass `model=None`.
-    With `out`, writes `out/report.html`, plots, worst-image gallery and `metrics.json`.
+    With `out`, writes `out/report.html`, plots, worst-image gallery and `metrics.json`; `out` must be new,
+    empty or an earlier `eval` output, which is replaced as a whole (`overwrite` replaces any folder).
     `score_threshold` sets the operating point of the confusion matrix and gallery (default: the
     best-F1 threshold found here).
     `calibrate` stores a score threshold found on this split in the model artifact (use the validation
@@ -112,7 +124,11 @@ def evaluate(
     (`read` None), or every class (`read` True), or not at all (`read` False); `read_classes`,
     `read_pattern`, `read_allow` override the stored settings as in `predict`, so their effect can be
     measured. Boxes scoring below `score_threshold` (or, without one, `READ_SCORE_FLOOR`) are not read.
+    `progress`: a bar on stderr while the model predicts, when stderr is a terminal.
     """
+    inputs = [p for p in (model, detections) if p is not None] + ([] if isinstance(data, Dataset) else [data])
+    if out is not None:
+        check_output_folder(out, "eval", overwrite=overwrite, inputs=inputs)  # before torch and the model load
     from detforge.evaluation import evaluate_predictions, load_coco_results
 
     dataset = _split_of(_as_dataset(data, format, text_attribute), split)
@@ -137,18 +153,22 @@ def evaluate(
         predictor.read_min_box_score = read_floor
         predictions = predict_dataset(predictor, dataset)
         measured = _classes_read(predictor, dataset)
-    result = evaluate_predictions(
-        dataset.images,
-        dataset.annotations,
-        dataset.categories,
-        predictions,
-        out_dir=out,
-        score_threshold=score_threshold,
-        bootstrap_n=bootstrap,
-        seed=seed,
-        read_floor=read_floor,
-        read_classes=measured,
-    )
+    writing = output_folder(out, "eval", overwrite=overwrite, inputs=inputs) if out is not None else nullcontext()
+    with writing as folder:
+        result = evaluate_predictions(
+            dataset.images,
+            dataset.annotations,
+            dataset.categories,
+            predictions,
+            out_dir=folder,
+            score_threshold=score_threshold,
+            bootstrap_n=bootstrap,
+            seed=seed,
+            read_floor=read_floor,
+            read_classes=measured,
+        )
+    if folder is not None and result.report is not None:
+        result = replace(result, report=Path(out) / result.report.relative_to(folder))  # type: ignore[arg-type]
     if calibrate:
         if model is None or Path(model).suffix.lower() != ".pt":
             raise DatasetError("calibrate needs a detforge model artifact (model.pt) to store the threshold in")

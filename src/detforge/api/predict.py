@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from detforge.outdir import check_output_folder, output_folder
+from detforge.progress import scoped_by_progress, track
+
 if TYPE_CHECKING:
     from detforge.inference import PredictionResult
 
@@ -21,11 +24,13 @@ _DEFAULT_FILE = {
 }
 
 
+@scoped_by_progress
 def predict(
     model: str | Path,
     source: str | Path | Sequence[str | Path],
     *,
     out: str | Path | None = None,
+    overwrite: bool = False,
     format: Sequence[str] | str = ("coco",),
     score_threshold: float | None = None,
     save_images: bool = False,
@@ -40,6 +45,7 @@ def predict(
     read_classes: Sequence[str] | None = None,
     read_pattern: str | None = None,
     read_allow: str | None = None,
+    progress: bool = True,
 ) -> list[PredictionResult]:
     """Predict on an image file, folder, glob or list; returns one PredictionResult per image.
 
@@ -49,7 +55,9 @@ def predict(
     Boxes are XYXY pixels of each image as displayed (EXIF applied). `score_threshold` overrides the
     model's calibrated threshold (0 keeps everything). With `out`, writes each of `format` (coco
     results JSON, yolo txt folder, csv, cvat XML or labelstudio JSON pre-annotations) and, with
-    `save_images`, drawn images under `out/images/`. A bad image is reported, never fatal.
+    `save_images`, drawn images under `out/images/`. A bad image is reported, never fatal. `out` must be
+    new, empty or an earlier `predict` output, which is replaced as a whole (`overwrite` replaces any
+    folder); this is checked before the model loads.
     `tile` (pixels) turns on tiled inference with `tile_overlap`; `tta` adds horizontal-flip TTA.
     `ids_from` (a dataset) makes the COCO results use that dataset's image and category ids, matched
     by image path, then by file name, so `detforge eval --detections` can score them against it.
@@ -59,11 +67,17 @@ def predict(
     model trained without them (every class, or `read_classes`), `read=False` turns reading off, and
     `read_pattern` (a regex the value must match) and `read_allow` (the characters a value may hold)
     override the stored settings.
+
+    `progress`: a bar on stderr while predicting, when stderr is a terminal.
     """
+    inputs = [model, *([source] if isinstance(source, (str, Path)) else source)]
+    if out is not None:
+        check_output_folder(out, "predict", overwrite=overwrite, inputs=inputs)  # before torch and the model load
     from detforge.api._predictor import make_predictor
     from detforge.errors import ConfigError
     from detforge.inference import TileConfig, write_coco_results, write_predictions
     from detforge.inference import save_images as draw_images
+    from detforge.inference.sources import iter_sources
 
     formats = [format] if isinstance(format, str) else list(format)
     for fmt in formats:
@@ -83,21 +97,22 @@ def predict(
         read_allow=read_allow,
     )
     sources = [str(s) for s in source] if isinstance(source, (list, tuple)) else str(source)
-    results = list(predictor.predict_many(sources, on_error="report"))
+    items = list(iter_sources(sources))  # listed first, for the progress bar's total
+    results = list(track(predictor.predict_many(items, on_error="report"), desc="predict", total=len(items)))
     if out is not None:
-        out = Path(out)
         category_ids: Sequence[int] | None = predictor.category_ids
         image_ids = None
         if ids_from is not None:
             image_ids, category_ids = _dataset_ids(ids_from, results, predictor.class_names)
-        for fmt in formats:
-            target = out / _DEFAULT_FILE[fmt]
-            if fmt == "coco":
-                write_coco_results(results, target, category_ids=category_ids, image_ids=image_ids)
-            else:
-                write_predictions(results, target, fmt, predictor.class_names, category_ids=category_ids)  # type: ignore[arg-type]
-        if save_images:
-            draw_images(results, out / "images", predictor.class_names)
+        with output_folder(out, "predict", overwrite=overwrite, inputs=inputs) as folder:
+            for fmt in formats:
+                target = folder / _DEFAULT_FILE[fmt]
+                if fmt == "coco":
+                    write_coco_results(results, target, category_ids=category_ids, image_ids=image_ids)
+                else:
+                    write_predictions(results, target, fmt, predictor.class_names, category_ids=category_ids)  # type: ignore[arg-type]
+            if save_images:
+                draw_images(results, folder / "images", predictor.class_names)
     return results
 
 

@@ -88,6 +88,7 @@ def train(
     *,
     out: str | Path | None = None,
     time: str | None = None,
+    epochs: int | None = None,
     resume: bool = False,
     devices: int = 1,
     calibrate: bool = True,
@@ -100,9 +101,11 @@ def train(
     `data_or_config`: a dataset with train/val(/test) subsets (any format detforge reads) or a YAML
     config. `overrides`: dotted `key=value` settings (`train.lr=0.01`). `out`: the run folder (default
     runs/trainN). `time`: a budget such as "20m" that ends training cleanly with an evaluated best
-    model. `resume`: continue the run in `out` exactly (its saved config is used). `devices`: data-
-    parallel processes. `calibrate`: store the best-F1 score threshold on the validation subset in
-    the model artifact, used by predict and serve unless overridden (and the text threshold, below).
+    model. `epochs`: passes over the training images (the same as the override `train.epochs=N`; sets
+    max_iter, so not together with `train.max_iter`). `resume`: continue the run in `out` exactly (its
+    saved config is used). `devices`: data-parallel processes. `calibrate`: store the best-F1 score
+    threshold on the validation subset in the model artifact, used by predict and serve unless overridden
+    (and the text threshold, below).
 
     Reading (the `read` config section): when it is on (by default when the training boxes have
     transcriptions) the model stores its ReadSettings, and with `calibrate` the validation boxes that
@@ -125,6 +128,8 @@ def train(
         if data_or_config is None and saved.is_file():
             data_or_config = saved
     run_dir = Path(out) if out is not None else _next_run_dir()
+    if epochs is not None:
+        overrides = [*overrides, f"train.epochs={epochs}"]
     if text_attribute is not None:  # JSON-quoted: a YAML string whatever the name looks like
         overrides = [*overrides, f"data.text_attribute={json.dumps(text_attribute)}"]
     config, notes, dataset = _resolve(data_or_config, overrides, time=time)

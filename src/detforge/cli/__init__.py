@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from detforge import __version__
+from detforge.cli._parser import CliParser, add_verbose_everywhere
 from detforge.errors import DetforgeError
 
 __all__ = ["build_parser", "main"]
@@ -16,7 +17,7 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     from detforge.cli import data, export, index, infer, models, serve, train
 
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="detforge",
         description="From a folder of labelled images to a trained, measured, deployed object detector.",
     )
@@ -30,11 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_parsers(commands)
     infer.add_parsers(commands)
     index.add_parser(commands)
+    add_verbose_everywhere(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 1 errors found or raised, 2 usage error)."""
+    """Run the CLI; returns the exit status (0 ok, 1 errors found or raised). Usage errors (unknown flag,
+    bad number, missing argument) print one line naming the nearest valid spelling and raise SystemExit(2);
+    errors detforge raises and file system errors print one line, never a traceback (with -v the traceback
+    of a file system error is logged at debug level)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -42,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("PIL").setLevel(logging.INFO)  # -v is about detforge, not every PNG chunk PIL reads
     try:
         status: int = args.handler(args)
     except DetforgeError as exc:
@@ -50,10 +56,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stderr.close()
         return 0
+    except OSError as exc:  # the file system said no (a file where a folder is needed, permissions, disk full)
+        logging.getLogger("detforge").debug("file system error", exc_info=True)
+        print(f"error: {_os_error_text(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     return status
+
+
+def _os_error_text(exc: OSError) -> str:
+    """`PATH: reason` for an OSError, in one line."""
+    reason = exc.strerror or str(exc)
+    files = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
+    return f"{' -> '.join(files)}: {reason}" if files else " ".join(reason.split())
 
 
 if __name__ == "__main__":  # pragma: no cover

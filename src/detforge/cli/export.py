@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from detforge.cli import _checks as checks
+from detforge.cli._checks import int_between, non_negative_int, positive_int
+
 __all__ = ["add_parsers"]
 
 
@@ -13,8 +16,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument("model", type=Path)
     p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
     p.add_argument("--out", type=Path, default=None, help="output file (default: next to the model)")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int_between(11, 20), default=17)
     p.add_argument("--images", nargs="*", type=Path, default=None, help="images for the parity check")
+    p.add_argument("--json", action="store_true", help="print a machine-readable result (docs/cli-json.md)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(handler=_export)
 
     p = commands.add_parser("benchmark", help="latency and throughput of each backend on this machine")
@@ -22,18 +27,31 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument(
         "--backends", nargs="+", default=["eager", "onnx"], choices=("eager", "onnx", "openvino", "torchscript")
     )
-    p.add_argument("--runs", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--runs", type=positive_int, default=10)
+    p.add_argument("--warmup", type=non_negative_int, default=2)
     p.add_argument(
         "--images", nargs="+", type=Path, default=None, help="photos to time on (default: one synthetic image)"
     )
+    p.add_argument("--json", action="store_true", help="print a machine-readable result (docs/cli-json.md)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(handler=_benchmark)
 
 
 def _export(args: argparse.Namespace) -> int:
     from detforge.api import export_model
 
-    report = export_model(args.model, format=args.format, out=args.out, opset=args.opset, images=args.images)
+    checks.model_file(args.model)  # before anything imports torch
+    checks.output_file(args.out, "--out")
+    for image in args.images or ():
+        checks.existing_path(image, "image for the parity check")
+    report = export_model(
+        args.model, format=args.format, out=args.out, opset=args.opset, images=args.images, progress=args.progress
+    )
+    if args.json:
+        from detforge.cli._json import export_json, print_json
+
+        print_json(export_json(report))
+        return 0
     p = report.parity
     print(f"wrote {report.path} ({report.size_bytes / 1e6:.1f} MB, {report.seconds:.1f} s)")
     print(
@@ -44,9 +62,24 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _benchmark(args: argparse.Namespace) -> int:
+    checks.model_file(args.model)  # before anything imports torch
+    for image in args.images or ():
+        checks.existing_path(image, "photo to time on")
     from detforge.api import benchmark
     from detforge.export import benchmark_table
 
-    rows = benchmark(args.model, backends=args.backends, runs=args.runs, warmup=args.warmup, images=args.images)
+    rows = benchmark(
+        args.model,
+        backends=args.backends,
+        runs=args.runs,
+        warmup=args.warmup,
+        images=args.images,
+        progress=args.progress,
+    )
+    if args.json:
+        from detforge.cli._json import benchmark_json, print_json
+
+        print_json(benchmark_json(rows))
+        return 0
     print(benchmark_table(rows))
     return 0

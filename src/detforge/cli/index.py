@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from detforge.cli import _checks as checks
+from detforge.cli._checks import fraction, positive_int
 from detforge.cli.infer import RUNTIME_HELP, RUNTIMES
 
 __all__ = ["add_parser"]
@@ -34,11 +36,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument(
         "--score-threshold",
         dest="score_threshold",
-        type=float,
+        type=fraction,
         default=None,
         help="override the model's calibrated detection threshold",
     )
-    p.add_argument("--batch-size", dest="batch_size", type=int, default=4)
+    p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=4)
     p.add_argument("--device", default="auto")
     p.add_argument("--runtime", default="auto", choices=RUNTIMES, help=RUNTIME_HELP)
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -49,6 +51,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def _index(args: argparse.Namespace) -> int:
     from detforge.api import index
 
+    checks.model_file(args.model)  # before anything imports torch
+    checks.existing_path(args.source, "folder of photos")
+    checks.output_folder(args.out, "--out")
+    checks.output_folder(args.sort_into, "--sort-into")
     summary = index(
         args.model,
         args.source,

@@ -7,6 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from detforge.cli import _checks as checks
+from detforge.cli._checks import fraction, non_negative_int, overlap, positive_int, precision
+
 __all__ = ["RUNTIMES", "RUNTIME_HELP", "add_parsers"]
 
 RUNTIMES = ("auto", "onnxruntime", "openvino")
@@ -24,13 +27,18 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     )
     p.add_argument("--split", default="test", help="subset to evaluate (default test)")
     p.add_argument("--out", type=Path, default=None, help="write report.html, plots and metrics.json here")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the --out folder as a whole even if detforge did not write it"
+    )
     p.add_argument("--detections", type=Path, default=None, help="evaluate a COCO results JSON instead of a model")
-    p.add_argument("--score-threshold", dest="score_threshold", type=float, default=None)
-    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for AP intervals (0: off)")
+    p.add_argument("--score-threshold", dest="score_threshold", type=fraction, default=None)
+    p.add_argument(
+        "--bootstrap", type=non_negative_int, default=200, help="bootstrap resamples for AP intervals (0: off)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--runtime", default="auto", choices=RUNTIMES, help=RUNTIME_HELP)
-    p.add_argument("--batch-size", dest="batch_size", type=int, default=4)
+    p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=4)
     p.add_argument("--format", default=None, help="force the dataset format")
     p.add_argument(
         "--text-attribute",
@@ -40,6 +48,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         help="the box attribute holding its transcription (default: detected when unambiguous)",
     )
     p.add_argument("--json", action="store_true")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument(
         "--calibrate",
         action="store_true",
@@ -48,7 +57,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument(
         "--target-precision",
         dest="target_precision",
-        type=float,
+        type=precision,
         default=None,
         help="with --calibrate: the lowest threshold reaching this precision instead of best F1",
     )
@@ -59,19 +68,22 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument("model", type=Path)
     p.add_argument("source", help="image file, folder or glob")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the --out folder as a whole even if detforge did not write it"
+    )
     p.add_argument("--format", nargs="+", default=["coco"], choices=("coco", "yolo", "csv", "cvat", "labelstudio"))
     p.add_argument(
         "--score-threshold",
         dest="score_threshold",
-        type=float,
+        type=fraction,
         default=None,
         help="override the model's calibrated threshold (0 keeps everything)",
     )
     p.add_argument("--save-images", dest="save_images", action="store_true", help="also write drawn images")
-    p.add_argument("--tile", type=int, default=None, help="tiled inference with tiles of this many pixels")
-    p.add_argument("--tile-overlap", dest="tile_overlap", type=float, default=0.2)
+    p.add_argument("--tile", type=positive_int, default=None, help="tiled inference with tiles of this many pixels")
+    p.add_argument("--tile-overlap", dest="tile_overlap", type=overlap, default=0.2)
     p.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation")
-    p.add_argument("--batch-size", dest="batch_size", type=int, default=4)
+    p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=4)
     p.add_argument("--device", default="auto")
     p.add_argument("--runtime", default="auto", choices=RUNTIMES, help=RUNTIME_HELP)
     p.add_argument(
@@ -82,6 +94,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         help="dataset whose image/category ids the COCO results use (for eval --detections)",
     )
     add_read_arguments(p)
+    p.add_argument("--json", action="store_true", help="print a machine-readable result (docs/cli-json.md)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(handler=_predict)
 
 
@@ -134,11 +148,18 @@ def _eval(args: argparse.Namespace) -> int:
         if len(args.paths) != 2:
             raise ConfigError("expected MODEL and DATA: detforge eval MODEL DATA (or --detections RESULTS.json DATA)")
         model, data = args.paths
+    checks.existing_path(data)  # before anything imports torch: a typo costs a fraction of a second
+    if model is not None:
+        checks.model_file(model)
+    if args.detections is not None:
+        checks.existing_path(args.detections, "COCO results JSON")
+    checks.output_folder(args.out, "--out")
     result = evaluate(
         model,
         data,
         split=args.split,
         out=args.out,
+        overwrite=args.overwrite,
         detections=args.detections,
         score_threshold=args.score_threshold,
         bootstrap=args.bootstrap,
@@ -153,6 +174,7 @@ def _eval(args: argparse.Namespace) -> int:
         read_classes=args.read_classes,
         read_pattern=args.read_pattern,
         read_allow=args.read_allow,
+        progress=args.progress,
         text_attribute=args.text_attribute,
     )
     if args.json:
@@ -179,10 +201,16 @@ def _eval(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from detforge.api import predict
 
+    checks.model_file(args.model)  # before anything imports torch
+    checks.image_source(args.source)
+    if args.ids_from is not None:
+        checks.existing_path(args.ids_from, "dataset of --ids-from")
+    checks.output_folder(args.out, "--out")
     results = predict(
         args.model,
         args.source,
         out=args.out,
+        overwrite=args.overwrite,
         format=args.format,
         score_threshold=args.score_threshold,
         save_images=args.save_images,
@@ -197,8 +225,14 @@ def _predict(args: argparse.Namespace) -> int:
         read_classes=args.read_classes,
         read_pattern=args.read_pattern,
         read_allow=args.read_allow,
+        progress=args.progress,
     )
     failed = [r for r in results if not r.ok]
+    if args.json:
+        from detforge.cli._json import predictions_json, print_json
+
+        print_json(predictions_json(results, args.out))
+        return 1 if failed and len(failed) == len(results) else 0
     found = sum(len(r.detections) for r in results if r.detections is not None)
     read = sum(t is not None for r in results if r.detections is not None for t in r.detections.texts or ())
     summary = f"{len(results) - len(failed)} images, {found} detections" + (f", {read} read" if read else "")

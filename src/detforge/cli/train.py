@@ -6,6 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from detforge.cli import _checks as checks
+from detforge.cli._checks import positive_int
+
 __all__ = ["add_parser"]
 
 
@@ -13,7 +16,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = commands.add_parser(
         "train",
         help="fine-tune a detector on a dataset (or a YAML config) with automatic, explained defaults",
-        description="detforge train DATA_OR_CONFIG [key=value ...] [--out DIR] [--time 20m] [--resume] [--devices N]"
+        description="detforge train DATA_OR_CONFIG [key=value ...] [--out DIR] [--time 20m] [--epochs N] [--resume]"
+        " [--devices N]"
         " [--text-attribute NAME]",
     )
     p.add_argument(
@@ -26,8 +30,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.lr=0.01")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/trainN)")
     p.add_argument("--time", default=None, help="time budget, e.g. 20m or 1h30m: stops cleanly with the best model")
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help="passes over the training images (train.epochs): sets the number of iterations",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
-    p.add_argument("--devices", type=int, default=1, help="data-parallel processes on this machine")
+    p.add_argument("--devices", type=positive_int, default=1, help="data-parallel processes on this machine")
     p.add_argument(
         "--no-calibrate",
         dest="calibrate",
@@ -53,11 +63,17 @@ def _train(args: argparse.Namespace) -> int:
     if args.data_or_config is not None and "=" in str(args.data_or_config) and not args.data_or_config.exists():
         overrides.insert(0, str(args.data_or_config))
         args.data_or_config = None
+    checks.output_folder(args.out, "--out")
+    if not args.resume:  # config keys and the data path, before anything imports torch
+        text = [] if args.text_attribute is None else [f"data.text_attribute={json.dumps(args.text_attribute)}"]
+        epochs = [] if args.epochs is None else [f"train.epochs={args.epochs}"]
+        checks.check_config(args.data_or_config, [*overrides, *text, *epochs], time=args.time)
     result = train(
         args.data_or_config,
         overrides,
         out=args.out,
         time=args.time,
+        epochs=args.epochs,
         resume=args.resume,
         devices=args.devices,
         calibrate=args.calibrate,

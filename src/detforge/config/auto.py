@@ -112,9 +112,11 @@ def auto_config(
     `device` is the resolved device ("cpu", "cuda" or "cuda:N"); `cpu_count` the usable CPU cores.
     Chooses model and weights, input size, batch size, learning rate (linear scaling from SGD 0.02 at 16
     images), warmup, schedule length (iterations from the training-set size; on CPU capped at a run of
-    about 15 minutes from measured speeds), evaluation period, and drops the val/test subsets the dataset
-    does not have; resolves the automatic `read` keys from the training transcriptions (see auto_read). Returns
-    the new config and one "key = value: reason" line per choice.
+    about 15 minutes from measured speeds; a given `train.epochs` becomes max_iter = ceil(epochs * training
+    images / images_per_step) and is then null, so the resolved config has one length), evaluation period,
+    and drops the val/test subsets the dataset does not have; resolves the automatic `read` keys from the
+    training transcriptions (see auto_read). Returns the new config and one "key = value: reason" line per
+    choice.
     """
     c = _Chooser(base or Config())
     gpu = device.startswith("cuda")
@@ -206,7 +208,14 @@ def auto_config(
             f"{epochs} epochs would be {by_epochs} iterations; {device} at ~{s_iter:.1f} s per iteration "
             f"(estimated), {limit} -> about {max_iter * s_iter / 60:.0f} min"
         )
-    c.choose("train", "max_iter", max_iter, why)
+    asked = c.get("train", "epochs")
+    if asked is not None:  # the user's epochs size the run (a time budget still stops it early)
+        max_iter = math.ceil(asked * n_train / images_per_step)
+        c.resolve("train", "max_iter", max_iter, f"train.epochs={asked}: {asked} x {n_train} training images / "
+                  f"{images_per_step} per step, rounded up")  # fmt: skip
+        c.values["train"]["epochs"] = None  # the resolved config has one length: max_iter
+    else:
+        c.choose("train", "max_iter", max_iter, why)
     max_iter = c.get("train", "max_iter")
     c.choose("train", "warmup_iters", min(200, max(10, max_iter // 10)), "10% of the run, at most 200 iterations")
 

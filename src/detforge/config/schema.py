@@ -133,6 +133,13 @@ class TrainConfig(_Section):
     )
     scheduler: Literal["multistep", "cosine"] = Field("multistep", description="LR decay after warmup")
     max_iter: int = Field(1000, ge=1, description="optimizer steps in the whole run")
+    epochs: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="passes over the training images; sets max_iter = ceil(epochs * train images / "
+        "images_per_step); null = max_iter (or automatic)",
+    )
     steps: tuple[int, ...] | None = Field(
         None, description="multistep: iterations where the LR is multiplied by gamma; null = 75% and 90% of max_iter"
     )
@@ -182,6 +189,15 @@ class TrainConfig(_Section):
             if list(v) != sorted(set(v)):
                 raise ValueError("expected strictly increasing iteration numbers")
         return v
+
+    @model_validator(mode="after")
+    def _one_length(self) -> TrainConfig:
+        if self.epochs is not None and "max_iter" in self.model_fields_set:
+            raise ValueError(
+                f"train.epochs ({self.epochs}) and train.max_iter ({self.max_iter}) are both set; they size the "
+                "same run, so set one of them (train.time can be given with either)"
+            )
+        return self
 
     @property
     def time_budget_s(self) -> float | None:

@@ -19,7 +19,9 @@ from detforge.data.check_annotations import (
 from detforge.data.check_images import check_image
 from detforge.data.dataset import Dataset
 from detforge.data.dedup import near_duplicates
-from detforge.structures import Location, Problem
+from detforge.data.quoting import image_label, image_location, quoted
+from detforge.progress import LARGE_SET, track
+from detforge.structures import Problem
 
 __all__ = ["LEAKAGE_NEAR_DUPLICATE", "CheckReport", "check_dataset"]
 
@@ -115,6 +117,8 @@ def _line(p: Problem) -> str:
         ids.append(f"image {p.image_id}")
     if p.annotation_id is not None:
         ids.append(f"annotation {p.annotation_id}")
+    if quoted(p.location):  # the message names the item by the user's own ids; detforge's would mislead
+        ids = []
     parts = [str(p.location)] if p.location else []
     if ids:
         parts.append(f"[{', '.join(ids)}]")
@@ -131,9 +135,9 @@ def _leakage(dataset: Dataset) -> list[Problem]:
             Problem(
                 "warning",
                 LEAKAGE_NEAR_DUPLICATE,
-                f"{kind} images across subsets: {a.file_name} (subset {a.subset}, image {a.id}) and {b.file_name} "
-                f"(subset {b.subset}, image {b.id}); evaluation on one measures memory of the other",
-                Location(str(a.path)),
+                f"{kind} images across subsets: {a.file_name} (subset {a.subset}, {image_label(a)}) and {b.file_name} "
+                f"(subset {b.subset}, {image_label(b)}); evaluation on one measures memory of the other",
+                image_location(a),
                 a.id,
             )
         )
@@ -151,7 +155,7 @@ def check_dataset(dataset: Dataset, *, strict: bool = False, images: bool = True
     problems: list[Problem] = list(dataset.problems)
     sizes: dict[int, tuple[int, int]] = {}
     if images:
-        for image in dataset.images:
+        for image in track(dataset.images, desc="check", min_total=LARGE_SET):
             result = check_image(image)
             problems.extend(result.problems)
             if result.header is not None:

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from detforge.data.clean import sanitize
 from detforge.data.dataset import Dataset
+from detforge.data.quoting import box_label, image_label
 from detforge.data.stats_text import text_state
 from detforge.structures import Annotation, ImageRecord, Location, Problem
 
@@ -146,8 +147,8 @@ def normalized_box_problems(dataset: Dataset, sizes: dict[int, tuple[int, int]])
                 Problem(
                     "warning",
                     BOX_NORMALIZED,
-                    f"image {image.id} ({image.file_name}, {width}x{height}): all {len(anns)} boxes lie within [0, 1], "
-                    "e.g. " + str(anns[0].bbox) + "; they look like normalised coordinates, expected pixels",
+                    f"{image_label(image)} ({image.file_name}, {width}x{height}): all {len(anns)} boxes lie within "
+                    "[0, 1], e.g. " + box_label(anns[0]) + "; they look like normalised coordinates, expected pixels",
                     _where(anns[0], image),
                     image.id,
                     anns[0].id,

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from detforge.data.images import MAX_PIXELS, ImageHeader, read_header
+from detforge.data.quoting import image_label, image_location
 from detforge.errors import InvalidImage
-from detforge.structures import ImageRecord, Location, Problem, Severity
+from detforge.structures import ImageRecord, Problem, Severity
 
 __all__ = [
     "IMAGE_EXIF_SIZE",
@@ -154,8 +155,8 @@ def truncation(path: Path, fmt: str, size: int) -> str | None:
 
 
 def _problem(severity: Severity, code: str, image: ImageRecord, message: str) -> Problem:
-    text = f"image {image.id} ({image.file_name}): {message}"
-    return Problem(severity, code, text, Location(str(image.path)), image.id)
+    text = f"{image_label(image)} ({image.file_name}): {message}"
+    return Problem(severity, code, text, image_location(image), image.id)
 
 
 def _size_problems(image: ImageRecord, header: ImageHeader) -> list[Problem]:

@@ -6,6 +6,7 @@ import math
 from dataclasses import replace
 
 from detforge.data.dataset import Dataset
+from detforge.data.quoting import box_label
 from detforge.structures import Annotation, Problem, Severity
 
 __all__ = ["MIN_BOX_SIZE", "sanitize"]
@@ -15,7 +16,7 @@ MIN_BOX_SIZE = 1e-3
 
 
 def _problem(severity: Severity, code: str, message: str, ann: Annotation) -> Problem:
-    return Problem(severity, code, f"annotation {ann.id}: box {ann.bbox} {message}", ann.source, ann.image_id, ann.id)
+    return Problem(severity, code, f"{box_label(ann)} {message}", ann.source, ann.image_id, ann.id)
 
 
 def _clean_one(ann: Annotation, width: int, height: int) -> tuple[Annotation | None, Problem | None]:

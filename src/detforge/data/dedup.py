@@ -14,6 +14,7 @@ from PIL import Image
 from detforge.data.dataset import Dataset
 from detforge.data.images import MAX_PIXELS
 from detforge.errors import ConfigError, InvalidImage
+from detforge.progress import LARGE_SET, track
 from detforge.structures import ImageRecord
 
 __all__ = ["HASH_BITS", "DuplicatePair", "near_duplicates", "perceptual_hash"]
@@ -104,7 +105,7 @@ def near_duplicates(
     records = sorted(dataset.images, key=lambda im: (im.file_name, im.id))
     kept: list[ImageRecord] = []
     hashes: list[int] = []
-    for image in records:
+    for image in track(records, desc="near-duplicates", min_total=LARGE_SET):
         try:
             hashes.append(perceptual_hash(image.path))
         except InvalidImage as exc:

@@ -17,6 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from detforge.errors import InvalidImage
 from detforge.pixels import to_rgb
+from detforge.progress import tick
 
 __all__ = ["MAX_PIXELS", "MAX_SIDE", "ImageHeader", "declared_size", "displayed_size", "load_image", "read_header"]
 
@@ -81,6 +82,7 @@ class ImageHeader:
 def read_header(path: str | Path) -> ImageHeader:
     """Read format, size, mode and EXIF orientation; InvalidImage naming the file if not an image."""
     path = Path(path)
+    tick("header")  # the loading bar of a large dataset (see detforge.progress)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -2,7 +2,8 @@
 
 Writes `images/*.jpg` (each image with its boxes, polygons and, where a COCO mask library is
 importable, RLE masks), `gallery.png` (a grid with captions) and `index.html` (every image with
-its file name, subset and objects). Images that cannot be read are listed, not fatal.
+its file name, subset and objects, filterable in the browser by class, subset and problem). Images
+that cannot be read are listed, not fatal.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from PIL import Image, ImageDraw
 
 from detforge.data.dataset import Dataset
 from detforge.data.images import load_image
+from detforge.data.problem_table import FILTER_SCRIPT, FILTER_STYLE, NO_SUBSET, filter_attributes, filter_controls
 from detforge.errors import DatasetError, InvalidImage
 from detforge.fileio import atomic_write_bytes, atomic_write_text
+from detforge.outdir import output_folder
 from detforge.structures import RLE, Annotation, ImageRecord, Polygons
 from detforge.visualization.draw import draw_boxes, load_font
 
@@ -43,7 +46,8 @@ class GalleryEntry:
     """One image of the gallery: its record, objects as (class name, count), and what was written.
 
     `drawn` is the JPEG's path relative to the gallery folder (None if the image was unreadable, then
-    `error` says why); `notes` are things worth knowing that did not stop the drawing.
+    `error` says why); `notes` are things worth knowing that did not stop the drawing; `problems` the
+    codes of what `data check` finds on this image without opening it (plus `image.unreadable`).
     """
 
     image: ImageRecord
@@ -52,6 +56,7 @@ class GalleryEntry:
     drawn: str | None
     error: str | None = None
     notes: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
 
 
 def pick_images(dataset: Dataset, n: int, seed: int) -> tuple[ImageRecord, ...]:
@@ -206,7 +211,11 @@ def _entry_html(entry: GalleryEntry) -> str:
     else:
         src = e(entry.drawn, quote=True)
         picture = f'<a href="{src}"><img src="{src}" alt="{e(im.file_name, quote=True)}" loading="lazy"></a>'
-    return f'<section class="item">{picture}<p>{facts}</p><p>{objects}</p><ul>{notes}</ul></section>'
+    codes = entry.problems + (("image.unreadable",) if entry.drawn is None else ())
+    attrs = filter_attributes([name for name, _ in entry.objects], [im.subset or NO_SUBSET], codes)
+    found = f'<p class="problems">problems: {e(", ".join(codes))}</p>' if codes else ""
+    body = f"{picture}<p>{facts}</p><p>{objects}</p>{found}<ul>{notes}</ul>"
+    return f'<section class="item"><span class="filter-data"{attrs}></span>{body}</section>'
 
 
 def _html(dataset: Dataset, entries: list[GalleryEntry], seed: int, subset: str | None) -> str:
@@ -214,6 +223,9 @@ def _html(dataset: Dataset, entries: list[GalleryEntry], seed: int, subset: str 
     unreadable = sum(1 for x in entries if x.drawn is None)
     where = f" of subset {e(subset)}" if subset is not None else ""
     items = "\n".join(_entry_html(x) for x in entries)
+    codes = [c for x in entries for c in x.problems] + (["image.unreadable"] if unreadable else [])
+    subsets = [x.image.subset or NO_SUBSET for x in entries]
+    controls = filter_controls([c.name for c in dataset.categories], subsets, codes)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>detforge label gallery</title>
 <style>
@@ -222,14 +234,29 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 .item img {{ max-width: 320px; max-height: 320px; }}
 .unreadable {{ width: 320px; padding: 1em; background: #fde8e8; color: #a00; overflow-wrap: anywhere; }}
 .note {{ color: #8a5a00; }}
+.problems {{ color: #a00; }}
+{FILTER_STYLE}
 </style></head><body>
 <h1>Label gallery</h1>
 <p>{len(entries)} images{where} of {len(dataset.images)} in {e(str(dataset.root))} ({e(dataset.format)}),
 chosen with seed {seed}; {unreadable} unreadable.</p>
 <p><a href="gallery.png"><img src="gallery.png" alt="gallery grid" style="max-width: 100%"></a></p>
+{controls}
 {items}
+{FILTER_SCRIPT}
 </body></html>
 """
+
+
+def _problem_codes(dataset: Dataset) -> dict[int, tuple[str, ...]]:
+    """Image id -> sorted codes of the problems `data check` finds on it without opening images."""
+    from detforge.data.check import check_dataset
+
+    codes: dict[int, set[str]] = {}
+    for p in check_dataset(dataset, images=False, leakage=False).problems:
+        if p.image_id is not None:
+            codes.setdefault(p.image_id, set()).add(p.code)
+    return {k: tuple(sorted(v)) for k, v in codes.items()}
 
 
 def show_dataset(
@@ -240,13 +267,23 @@ def show_dataset(
     seed: int = 0,
     subset: str | None = None,
     max_side: int = 640,
+    overwrite: bool = False,
 ) -> Path:
     """Draw `n` randomly chosen images (deterministic for `seed`; all if fewer) with their annotations.
 
     Writes `out_dir/images/NNN_<name>.jpg` (longest side <= `max_side` px), `out_dir/gallery.png`
     and `out_dir/index.html`, and returns the HTML path. `subset` limits the choice to one subset
-    (DatasetError naming the known subsets if absent).
+    (DatasetError naming the known subsets if absent). `out_dir` must be new, empty or an earlier gallery,
+    which is replaced as a whole (`overwrite` replaces any folder; see `detforge.outdir`).
     """
+    inputs = sorted({im.path.parent for im in dataset.images})
+    with output_folder(out_dir, "data show", overwrite=overwrite, inputs=inputs) as folder:
+        html = _draw_gallery(dataset, folder, n=n, seed=seed, subset=subset, max_side=max_side)
+    return Path(out_dir) / html.relative_to(folder)
+
+
+def _draw_gallery(dataset: Dataset, out_dir: Path, *, n: int, seed: int, subset: str | None, max_side: int) -> Path:
+    """`show_dataset`'s drawing into the empty folder `out_dir`."""
     if n < 1:
         raise ValueError(f"show_dataset: n must be >= 1, got {n}")
     if max_side < 16:
@@ -259,6 +296,7 @@ def show_dataset(
     out = Path(out_dir)
     decode = mask_decoder()
     names = {c.id: c.name for c in dataset.categories}
+    found = _problem_codes(dataset)
     entries: list[GalleryEntry] = []
     thumbs: list[Image.Image | None] = []
     picked = pick_images(dataset, n, seed)
@@ -271,14 +309,14 @@ def show_dataset(
             drawn, notes = _draw_image(dataset, record, max_side, decode)
         except InvalidImage as exc:
             log.warning("gallery: skipping unreadable image %s: %s", record.file_name, exc)
-            entries.append(GalleryEntry(record, objects, len(anns), None, str(exc)))
+            entries.append(GalleryEntry(record, objects, len(anns), None, str(exc), problems=found.get(record.id, ())))
             thumbs.append(None)
             continue
         rel = f"images/{k:03d}_{_safe_stem(record.file_name)}.jpg"
         buf = io.BytesIO()
         drawn.save(buf, format="JPEG", quality=92, subsampling=0)  # 4:4:4 keeps thin coloured lines
         atomic_write_bytes(out / rel, buf.getvalue())
-        entries.append(GalleryEntry(record, objects, len(anns), rel, None, tuple(notes)))
+        entries.append(GalleryEntry(record, objects, len(anns), rel, None, tuple(notes), found.get(record.id, ())))
         drawn.thumbnail((tile, tile), Image.Resampling.BILINEAR)
         thumbs.append(drawn)
     buf = io.BytesIO()

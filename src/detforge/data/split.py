@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 import re
@@ -14,7 +15,9 @@ from detforge.data.dataset import Dataset
 from detforge.errors import ConfigError
 from detforge.structures import ImageRecord
 
-__all__ = ["MIN_INSTANCES_FOR_COVERAGE", "kfold", "rename_to_ids", "split_dataset"]
+__all__ = ["MIN_INSTANCES_FOR_COVERAGE", "check_groups", "check_nonempty", "kfold", "rename_to_ids", "split_dataset"]
+
+log = logging.getLogger(__name__)
 
 MIN_INSTANCES_FOR_COVERAGE = 3
 """A class with at least this many instances (in enough images) is put in every non-empty subset."""
@@ -58,13 +61,66 @@ def _group_key(pattern: re.Pattern[str] | None, image: ImageRecord) -> tuple[boo
     return (False, f"{image.file_name}\0{image.id}")
 
 
+def _compile(group: str) -> re.Pattern[str]:
+    try:
+        return re.compile(group)
+    except re.error as exc:
+        raise ConfigError(f"split: group pattern {group!r} is not a valid regular expression ({exc})") from None
+
+
+def _complain(message: str, allow_empty: bool) -> None:
+    if not allow_empty:
+        raise ConfigError(f"{message}; pass --allow-empty (allow_empty=True) to split anyway")
+    log.warning("%s", message)
+
+
+def check_groups(dataset: Dataset, group: str | None, *, allow_empty: bool = False) -> None:
+    """Raise ConfigError (log a warning with `allow_empty`) when the `group` pattern matches none of the
+    dataset's file names: then every image would be its own group, which is never what the user meant."""
+    if group is None or not dataset.images:
+        return
+    pattern = _compile(group)
+    if any(pattern.search(im.file_name) for im in dataset.images):
+        return
+    examples = ", ".join(repr(im.file_name) for im in dataset.images[:3])
+    _complain(
+        f"split: group pattern {group!r} matches none of the {len(dataset.images)} file names (e.g. {examples}), "
+        "so no images are kept together",
+        allow_empty,
+    )
+
+
+def check_nonempty(
+    dataset: Dataset,
+    ratios: tuple[float, ...],
+    names: tuple[str, ...],
+    *,
+    group: str | None = None,
+    allow_empty: bool = False,
+) -> None:
+    """Name each subset with a ratio > 0 that holds no image of the split `dataset`: a ConfigError when a
+    `group` pattern made the groups too large to share out (a warning with `allow_empty`), a warning when
+    there are simply fewer images than subsets."""
+    counts = {name: 0 for name in names}
+    for im in dataset.images:
+        if im.subset in counts:
+            counts[im.subset] += 1
+    pairs = zip(names, ratios, strict=True)
+    empty = [f"{name!r} (ratio {ratio:g})" for name, ratio in pairs if ratio > 0 and counts[name] == 0]
+    if empty:
+        sizes = ", ".join(f"{name} {n}" for name, n in counts.items())
+        if group is None:
+            log.warning("split: subset(s) %s got no images (%s images): too few images", ", ".join(empty), sizes)
+            return
+        _complain(
+            f"split: subset(s) {', '.join(empty)} got no images ({sizes} images): the group pattern {group!r} "
+            "puts too many images into one group",
+            allow_empty,
+        )
+
+
 def _groups(dataset: Dataset, group: str | None) -> _Groups:
-    pattern = None
-    if group is not None:
-        try:
-            pattern = re.compile(group)
-        except re.error as exc:
-            raise ConfigError(f"split: group pattern {group!r} is not a valid regular expression ({exc})") from None
+    pattern = _compile(group) if group is not None else None
     buckets: dict[tuple[bool, str], list[ImageRecord]] = {}
     for image in sorted(dataset.images, key=lambda im: (im.file_name, im.id)):
         buckets.setdefault(_group_key(pattern, image), []).append(image)

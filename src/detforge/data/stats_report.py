@@ -1,152 +1,22 @@
-"""The dataset statistics report: PNG plots and an `index.html` that embeds them with the tables.
+"""The dataset statistics report: an `index.html` with the tables, the plots (`stats_plots`) and the
+dataset's problems (filterable in the browser by class, subset and problem).
 
-Plots are drawn with matplotlib's Agg canvas created inside each call (pyplot and the global
-backend are never touched). Every file is written atomically; every user string in the HTML
-is escaped.
+Every file is written atomically; every user string in the HTML is escaped.
 """
 
 from __future__ import annotations
 
 import html
-import io
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import numpy as np
 
 from detforge.data.dataset import Dataset
-from detforge.data.stats import BoxMeasures, DatasetStats, Quantiles, box_measures, subset_label
+from detforge.data.problem_table import FILTER_SCRIPT, FILTER_STYLE, NO_SUBSET, filter_controls, problem_table
+from detforge.data.stats import DatasetStats, Quantiles, subset_label
+from detforge.data.stats_plots import PLOT_FILES, ModelInput, write_plots
 from detforge.data.stats_text import TextStats
-from detforge.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from detforge.fileio import atomic_write_json, atomic_write_text
 
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-
-__all__ = ["PLOT_FILES", "write_stats_report"]
-
-PLOT_FILES = (
-    "instances_per_class.png",
-    "boxes_per_image.png",
-    "relative_box_size.png",
-    "aspect_ratio.png",
-    "box_centers.png",
-)
-"""The plots `write_stats_report` writes, in the order the report shows them."""
-
-_MAX_CLASS_BARS = 60
-
-
-def _mpl_text(text: str) -> str:
-    """Text matplotlib shows literally ('$' would otherwise start mathtext)."""
-    return text.replace("$", r"\$")
-
-
-def _save_plot(path: Path, draw: Callable[[Axes], None], size: tuple[float, float] = (6.4, 4.0)) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=size, dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    draw(fig.add_subplot())
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _integer_ticks(ax: Axes, axis: str) -> None:
-    from matplotlib.ticker import MaxNLocator
-
-    (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
-
-
-def _no_data(ax: Axes) -> None:
-    ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def _plot_instances(stats: DatasetStats) -> tuple[Callable[[Axes], None], tuple[float, float]]:
-    classes = sorted(stats.classes, key=lambda c: -c.instances)[:_MAX_CLASS_BARS]
-    hidden = len(stats.classes) - len(classes)
-
-    def draw(ax: Axes) -> None:
-        if not classes:
-            return _no_data(ax)
-        ys = np.arange(len(classes))
-        ax.barh(ys, [c.instances for c in classes], color="#0072B2")
-        ax.set_yticks(ys, [_mpl_text(c.name) for c in classes])
-        ax.invert_yaxis()
-        ax.set_xlabel("instances")
-        _integer_ticks(ax, "x")
-        title = "Instances per class" + (f" (top {len(classes)}; {hidden} more in the table)" if hidden else "")
-        ax.set_title(title)
-
-    return draw, (6.4, max(3.0, 0.25 * len(classes) + 1.2))
-
-
-def _plot_boxes_per_image(stats: DatasetStats) -> Callable[[Axes], None]:
-    dist = stats.boxes_per_image
-
-    def draw(ax: Axes) -> None:
-        if stats.num_images == 0:
-            return _no_data(ax)
-        edges = np.asarray(dist.edges, dtype=float)
-        ax.bar(edges[:-1], dist.histogram, width=np.diff(edges), align="edge", color="#E69F00", edgecolor="white")
-        ax.set_xlabel("boxes per image")
-        ax.set_ylabel("images")
-        _integer_ticks(ax, "y")
-        ax.set_title(f"Boxes per image (mean {dist.mean:.2f}, max {dist.max})")
-
-    return draw
-
-
-def _plot_relative_size(m: BoxMeasures) -> Callable[[Axes], None]:
-    values = m.relative_size[m.known]
-
-    def draw(ax: Axes) -> None:
-        if values.size == 0:
-            return _no_data(ax)
-        ax.hist(np.clip(values, 0.0, 1.0), bins=50, range=(0.0, 1.0), color="#009E73")
-        ax.set_xlabel("sqrt(box area / image area)  (values above 1 shown at 1)")
-        ax.set_ylabel("boxes")
-        ax.set_title("Relative box size")
-
-    return draw
-
-
-def _plot_aspect_ratio(m: BoxMeasures) -> Callable[[Axes], None]:
-    values = np.clip(m.aspect_ratio, 0.01, 100.0)
-
-    def draw(ax: Axes) -> None:
-        if values.size == 0:
-            return _no_data(ax)
-        lo, hi = float(values.min()), float(values.max())
-        lo, hi = (lo / 1.5, hi * 1.5) if hi / lo < 1.5 else (lo, hi)
-        ax.hist(values, bins=[float(e) for e in np.geomspace(lo, hi, 41)], color="#CC79A7")
-        ax.set_xscale("log")
-        ax.set_xlabel("aspect ratio width / height (log scale)")
-        ax.set_ylabel("boxes")
-        ax.set_title("Box aspect ratio")
-
-    return draw
-
-
-def _plot_centers(m: BoxMeasures) -> Callable[[Axes], None]:
-    centers = m.centers[m.known]
-
-    def draw(ax: Axes) -> None:
-        if centers.size == 0:
-            return _no_data(ax)
-        clipped = np.clip(centers, 0.0, 1.0)
-        heat, _, _ = np.histogram2d(clipped[:, 1], clipped[:, 0], bins=32, range=[[0.0, 1.0], [0.0, 1.0]])
-        image = ax.imshow(heat, extent=(0.0, 1.0, 1.0, 0.0), cmap="viridis", interpolation="nearest")
-        ax.figure.colorbar(image, ax=ax, label="boxes")
-        ax.set_xlabel("centre x / image width")
-        ax.set_ylabel("centre y / image height")
-        ax.set_title("Box centres (image frame, top at the top)")
-
-    return draw
+__all__ = ["PLOT_FILES", "ModelInput", "write_stats_report"]
 
 
 def _html_table(headers: list[str], rows: list[list[object]]) -> str:
@@ -190,6 +60,20 @@ counted on the normalised values (NFKC, whitespace removed).</p>
 <table><thead><tr><th>length</th><th>values</th><th></th></tr></thead><tbody>{_bar_rows(lengths)}</tbody></table>
 <h3>Characters ({len(text.characters)} distinct)</h3>
 <table><thead><tr><th>character</th><th>count</th><th></th></tr></thead><tbody>{_bar_rows(chars)}</tbody></table>"""
+
+
+def _problems_html(dataset: Dataset) -> str:
+    """The problems `data check` reports without opening images (reader's and annotation checks), filterable."""
+    from detforge.data.check import check_dataset
+
+    problems = check_dataset(dataset, images=False, leakage=False).problems
+    classes = [c.name for c in dataset.categories]
+    subsets = sorted({im.subset or NO_SUBSET for im in dataset.images})
+    controls = filter_controls(classes, subsets, [p.code for p in problems]) if problems else ""
+    return f"""<h2>Problems ({len(problems)})</h2>
+<p>What <code>detforge data check</code> finds without opening the images; filter by class, subset or problem.</p>
+{controls}
+{problem_table(dataset, problems)}"""
 
 
 def _html(dataset: Dataset, stats: DatasetStats) -> str:
@@ -240,6 +124,8 @@ figure {{ display: inline-block; margin: 0.5em; vertical-align: top; }}
 figure img {{ max-width: 640px; }}
 td.bar {{ width: 240px; }}
 td.bar span {{ display: block; height: 0.9em; background: #56B4E9; }}
+table.problems td {{ text-align: left; }}
+{FILTER_STYLE}
 </style></head><body>
 <h1>Dataset statistics</h1>
 {_html_table(["", ""], [list(f) for f in facts])}
@@ -253,23 +139,23 @@ td.bar span {{ display: block; height: 0.9em; background: #56B4E9; }}
 <h2>Plots</h2>
 {plots}
 <p><a href="stats.json">stats.json</a> holds every number above.</p>
+{_problems_html(dataset)}
+{FILTER_SCRIPT}
 </body></html>
 """
 
 
-def write_stats_report(dataset: Dataset, stats: DatasetStats, out_dir: str | Path) -> Path:
+def write_stats_report(
+    dataset: Dataset, stats: DatasetStats, out_dir: str | Path, *, model: ModelInput | None = None
+) -> Path:
     """Write the plots (`PLOT_FILES`), `stats.json` and `index.html` into `out_dir`; return the HTML path.
 
-    `stats` must be `dataset_stats(dataset)`; the histograms are computed from `dataset` itself.
+    `stats` must be `dataset_stats(dataset)`; the histograms are computed from `dataset` itself. With
+    `model`, the box-size plot also shows the sizes after that model's resize. The page lists the problems
+    `data check` finds without opening images, with class/subset/problem filters.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    measures = box_measures(dataset)
-    instances, instances_size = _plot_instances(stats)
-    _save_plot(out / PLOT_FILES[0], instances, instances_size)
-    _save_plot(out / PLOT_FILES[1], _plot_boxes_per_image(stats))
-    _save_plot(out / PLOT_FILES[2], _plot_relative_size(measures))
-    _save_plot(out / PLOT_FILES[3], _plot_aspect_ratio(measures))
-    _save_plot(out / PLOT_FILES[4], _plot_centers(measures), (5.6, 4.8))
+    write_plots(dataset, stats, out, model)
     atomic_write_json(out / "stats.json", stats.to_json())
     return atomic_write_text(out / "index.html", _html(dataset, stats))

@@ -15,6 +15,8 @@ from typing import Any
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from detforge.progress import progress_enabled
+
 __all__ = ["METRICS_FILE", "TrainLogger", "read_metrics"]
 
 logger = logging.getLogger("detforge.train")
@@ -64,7 +66,7 @@ class TrainLogger:
         from torch.utils.tensorboard import SummaryWriter
 
         self._tb = SummaryWriter(log_dir=str(out_dir / "tb"), purge_step=start if start else None)
-        if progress:
+        if progress_enabled(progress):  # a terminal on stderr, and not --no-progress
             self._bar = tqdm(total=total, initial=start, desc="train", unit="it", dynamic_ncols=True, smoothing=0.1)
             self._stack.enter_context(logging_redirect_tqdm())  # log lines print above the bar
 

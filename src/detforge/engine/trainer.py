@@ -159,9 +159,12 @@ def _train(
         hooks = _hooks(config, splits, info=info, device=device, started=started, ckpt_dir=ckpt_dir)
         where = str(device) if not info.distributed else f"{info.world_size} processes ({device.type})"
         n_val = 0 if splits.val is None else len(splits.val)
+        epochs = config.train.max_iter * config.train.images_per_step / max(len(splits.train), 1)
         log.info(
-            "training %s for %d iterations on %s: %d training images, %d validation images",
-            config.model.name, config.train.max_iter, where, len(splits.train), n_val,
+            "training %s for %d iterations (%.3g epochs at %d images per step) on %s: %d training images, "
+            "%d validation images",
+            config.model.name, config.train.max_iter, epochs, config.train.images_per_step, where,
+            len(splits.train), n_val,
         )  # fmt: skip
         log.event("start", start, resumed=resume, world_size=info.world_size, device=str(device),
                   train_images=len(splits.train), val_images=n_val)  # fmt: skip

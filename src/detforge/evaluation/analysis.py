@@ -12,12 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from detforge.evaluation.confusion import confusion_counts
 from detforge.evaluation.matching import (
     RECALL_THRESHOLDS,
     Matches,
-    greedy_match,
     interpolated_precision,
-    iou_matrix,
     match_detections,
 )
 from detforge.evaluation.metrics import CocoMetrics
@@ -225,57 +224,9 @@ class ConfusionMatrix:
         }
 
 
-def _confusion_image(matches: Matches, dets: np.ndarray, gts: np.ndarray, iou: float, out: np.ndarray) -> None:
-    """Add one image's pairs to `out`: same-class COCO matches first, then the rest by IoU, one to one."""
-    k = matches.num_classes
-    d_labels, g_labels = matches.det_labels[dets], matches.gt_labels[gts]
-    g_crowd = matches.gt_crowd[gts]
-    det_free = np.ones(len(dets), dtype=bool)
-    gt_free = ~g_crowd
-    for c in np.unique(d_labels):
-        ds = np.flatnonzero(d_labels == c)
-        ds = ds[np.argsort(-matches.det_scores[dets[ds]], kind="stable")]
-        gs = np.flatnonzero(g_labels == c)
-        gs = gs[np.argsort(g_crowd[gs], kind="stable")]
-        if len(gs) == 0:
-            continue
-        m, on_crowd = greedy_match(
-            iou_matrix(matches.det_boxes[dets[ds]], matches.gt_boxes[gts[gs]], g_crowd[gs]),
-            g_crowd[gs],
-            np.array([iou]),
-        )
-        hit = m[0] >= 0
-        det_free[ds[hit]] = False
-        real = hit & ~on_crowd[0]
-        gt_free[gs[m[0][real]]] = False
-        out[c, c] += int(real.sum())
-    di, gi = np.flatnonzero(det_free), np.flatnonzero(gt_free)
-    if len(di) and len(gi):
-        ious = iou_matrix(matches.det_boxes[dets[di]], matches.gt_boxes[gts[gi]])
-        pairs = np.argwhere(ious >= iou)
-        pairs = pairs[np.argsort(-ious[pairs[:, 0], pairs[:, 1]], kind="stable")]
-        for a, b in pairs:
-            if det_free[di[a]] and gt_free[gi[b]]:
-                det_free[di[a]], gt_free[gi[b]] = False, False
-                out[g_labels[gi[b]], d_labels[di[a]]] += 1
-    np.add.at(out, (k, d_labels[det_free]), 1)
-    np.add.at(out, (g_labels[gt_free], k), 1)
-
-
 def confusion_from_matches(matches: Matches, *, iou: float = 0.5, score_threshold: float = 0.5) -> ConfusionMatrix:
     """Confusion matrix of the detections with score >= `score_threshold` (see `confusion_matrix`)."""
-    k = matches.num_classes
-    out = np.zeros((k + 1, k + 1), dtype=np.int64)
-    kept = matches.det_scores >= score_threshold
-    images = np.arange(len(matches.image_ids) + 1)
-    det_bounds = np.searchsorted(matches.det_image, images)  # both arrays are sorted by image
-    gt_bounds = np.searchsorted(matches.gt_image, images)
-    for i in range(len(matches.image_ids)):
-        d0, d1 = det_bounds[i], det_bounds[i + 1]
-        dets = d0 + np.flatnonzero(kept[d0:d1])
-        gts = np.arange(gt_bounds[i], gt_bounds[i + 1])
-        if len(dets) or len(gts):
-            _confusion_image(matches, dets, gts, iou, out)
+    out = confusion_counts(matches, iou=iou, score_threshold=score_threshold)
     return ConfusionMatrix((*matches.categories.names, "background"), out, iou, score_threshold)
 
 

@@ -64,6 +64,12 @@ class WeightedAP:
     Built once from `Matches` (which must hold COCO's ten IoU thresholds for `ap`; `ap50` needs 0.5);
     `__call__(weights)` with weights [I] (copies of each image, in `matches.image_ids` order) returns
     (ap, ap50): means over classes whose weighted ground truth count is > 0, -1 if there is none.
+    `many(weights [B, I])` gives the same for B weightings at once, [B, 2].
+
+    Only true positives are looked at per weighting: a false positive never sets an interpolated
+    precision (the true positive before it, or zero, is at the same recall with a higher precision), it
+    only enters the detection counts, which are one running sum over all detections. Every sum is an
+    integer count, so the numbers are exact and equal those of re-evaluating the duplicated images.
     """
 
     def __init__(self, matches: Matches) -> None:
@@ -73,68 +79,107 @@ class WeightedAP:
         # Sort detections by class, then descending score (stable: image order, then within-image order).
         order = np.lexsort((-matches.det_scores, matches.det_labels))
         labels, ignored = matches.det_labels[order], matches.det_ignored[:, order]
-        tp = (matches.det_gt[:, order] >= 0) & ~ignored
-        # A class's detections after its last true positive (at any threshold) only add points of lower
-        # precision at the final recall, which never set an interpolated precision: leave them out.
-        last = np.full(k, -1, dtype=np.int64)
-        hits = np.flatnonzero(tp.any(axis=0))
-        np.maximum.at(last, labels[hits], hits)
-        keep = np.arange(len(labels)) <= last[labels]
-        self._cls, self._img = labels[keep], matches.det_image[order][keep]
-        self._tp = tp[:, keep].astype(np.float64)
-        # Detections counted as true or false positives; None: all of them (no crowd region or odd box).
-        self._counted = (~ignored[:, keep]).astype(np.float64) if ignored[:, keep].any() else None
-        bounds = np.searchsorted(self._cls, np.arange(k + 1), side="left")
-        self._starts, self._ends = bounds[:-1], bounds[1:]
+        tp = (matches.det_gt[:, order] >= 0) & ~ignored  # [T, M]
+        self._num_t = tp.shape[0]
+        self._img = matches.det_image[order]
+        self._counted = (~ignored).astype(np.float64) if ignored.any() else None  # None: every detection counts
+        # The true positives of all thresholds, flattened: by threshold, then class, then descending score.
+        t_of, pos = np.nonzero(tp)
+        cls = labels[pos]
+        self._t_of, self._pos, self._cls, self._tp_img = t_of, pos, cls, self._img[pos]
+        self._seg = t_of * k + cls  # segment (threshold, class): non-decreasing
+        seg_start = np.searchsorted(self._seg, np.arange(self._num_t * k), side="left")
+        self._before_seg = seg_start[self._seg] - 1  # last entry of the previous segments (-1: none)
+        class_start = np.searchsorted(labels, np.arange(k), side="left")
+        self._before_class = class_start[cls] - 1  # last detection of the previous classes (-1: none)
+        self._t_bounds = np.searchsorted(t_of, np.arange(self._num_t + 1), side="left")
         num_images = len(matches.image_ids)
         keep = ~matches.gt_crowd
         self._gt_counts = np.zeros((num_images, k), dtype=np.float64)
         np.add.at(self._gt_counts, (matches.gt_image[keep], matches.gt_labels[keep]), 1.0)
-        self._offset = 2.0 * (k - self._cls)  # keeps running maxima inside each class segment
-        num_t = tp.shape[0]
-        # Query j of class c at threshold t asks for the first detection whose recall reaches RECALL_THRESHOLDS[j].
-        self._row_key = (np.arange(num_t) * (k * (_NUM_REC + 1)))[:, None]
-        queries = (np.arange(k)[:, None] * (_NUM_REC + 1) + np.arange(1, _NUM_REC + 1)[None, :]).ravel()
-        self._queries = (self._row_key + queries[None, :]).ravel()
-        self._query_end = np.tile(np.repeat(self._ends, _NUM_REC), num_t) + np.repeat(
-            np.arange(num_t), k * _NUM_REC
-        ) * len(self._cls)
-        self._num_t = num_t
+        self._per_image = np.bincount(self._img, minlength=num_images).astype(np.float64)  # detections per image
+        self._offset = 2.0 * (k - np.arange(k))  # the rounding of earlier releases, kept for identical numbers
+        self._chunk = max(1, 4_000_000 // max(1, len(self._img) * (1 if self._counted is None else 2)))
+
+    @staticmethod
+    def _within(running: np.ndarray, at: np.ndarray, before: np.ndarray) -> np.ndarray:
+        """Running sums [B, N] (a zero column first) at `at`, restarted after `before` (-1: from the start)."""
+        return (running[:, at + 1] - running[:, before + 1]).astype(np.float64)
+
+    @staticmethod
+    def _running(values: np.ndarray, dtype: type) -> np.ndarray:
+        out = np.zeros((values.shape[0], values.shape[1] + 1), dtype=dtype)
+        np.cumsum(values, axis=1, dtype=dtype, out=out[:, 1:])
+        return out
+
+    def _counted_at_tps(self, w_det: np.ndarray, dtype: type) -> np.ndarray:
+        """[B, P] weighted count of the detections (true or false positives) of each true positive's class up
+        to and including it."""
+        if self._counted is None:
+            return self._within(self._running(w_det, dtype), self._pos, self._before_class)
+        out = np.empty((w_det.shape[0], len(self._pos)))
+        for t in range(self._num_t):
+            a, b = self._t_bounds[t], self._t_bounds[t + 1]
+            if a < b:
+                running = self._running(w_det * self._counted[t].astype(w_det.dtype), dtype)
+                out[:, a:b] = self._within(running, self._pos[a:b], self._before_class[a:b])
+        return out
+
+    def per_class_many(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(AP [B, T, K] with -1 for classes without weighted ground truth, weighted num_gt [B, K]) of B
+        weightings [B, I]."""
+        weights = np.asarray(weights, dtype=np.float64).reshape(-1, self._gt_counts.shape[0])
+        num_b, num_t, k = weights.shape[0], self._num_t, self._k
+        num_gt = weights @ self._gt_counts  # [B, K]
+        ap = np.empty((num_b, num_t, k))
+        for lo in range(0, num_b, self._chunk):
+            ap[lo : lo + self._chunk] = self._ap_chunk(weights[lo : lo + self._chunk], num_gt[lo : lo + self._chunk])
+        return np.where(num_gt[:, None, :] > 0, ap, -1.0), num_gt
+
+    def _ap_chunk(self, weights: np.ndarray, num_gt: np.ndarray) -> np.ndarray:
+        num_b, num_s = weights.shape[0], self._num_t * self._k
+        if len(self._pos) == 0:
+            return np.zeros((num_b, self._num_t, self._k))
+        # Integer weights whose sums fit int32 are summed as int32 (exact either way, int32 is faster).
+        small = np.array_equal(weights, np.round(weights)) and float((weights @ self._per_image).max()) < 2**31
+        dtype, w = (np.int32, weights.astype(np.int32)) if small else (np.float64, weights)
+        tp_w = w[:, self._tp_img]
+        tps = self._within(self._running(tp_w, dtype), np.arange(tp_w.shape[1]), self._before_seg)  # [B, P]
+        counted = self._counted_at_tps(w[:, self._img], dtype)
+        gt_of = num_gt[:, self._cls]
+        recall = np.divide(tps, gt_of, out=np.zeros_like(tps), where=gt_of > 0)
+        precision = tps / (counted + _EPS)  # tps + fps, exactly: both are sums of integers
+        # Number of recall thresholds <= recall: the best precision reaching recall threshold j is the maximum
+        # over the true positives whose count exceeds j. Keys (resample, segment, count) are sorted.
+        reached = np.searchsorted(np.asarray(RECALL_THRESHOLDS), recall, side="right")
+        keys = ((np.arange(num_b)[:, None] * num_s + self._seg[None, :]) * (_NUM_REC + 1) + reached).ravel()
+        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+        best = np.zeros(num_b * num_s * (_NUM_REC + 1))
+        best[keys[starts]] = np.maximum.reduceat(precision.ravel(), starts)
+        best = best.reshape(num_b, self._num_t, self._k, _NUM_REC + 1)
+        q = np.maximum.accumulate(best[..., ::-1], axis=-1)[..., ::-1][..., 1:]
+        off = self._offset[None, None, :, None]
+        q = np.ascontiguousarray((q + off) - off)
+        return q.mean(axis=-1)
 
     def per_class(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(AP [T, K] with -1 for classes without weighted ground truth, weighted num_gt [K])."""
-        num_t, k, m = self._num_t, self._k, len(self._cls)
-        num_gt = np.asarray(weights, dtype=np.float64) @ self._gt_counts
-        if m == 0:
-            ap = np.where(num_gt > 0, 0.0, -1.0)
-            return np.broadcast_to(ap, (num_t, k)).copy(), num_gt
-        w = np.asarray(weights, dtype=np.float64)[self._img]
-        tps = np.cumsum(self._tp * w, axis=1)  # [T, M]
-        counted = np.cumsum(w)[None, :] if self._counted is None else np.cumsum(self._counted * w, axis=1)
-        # Make the running sums start again at each class: subtract the sum before the class's first detection.
-        first = self._starts > 0
-        before = np.maximum(self._starts - 1, 0)
-        tps -= np.where(first, tps[:, before], 0.0)[:, self._cls]
-        counted = counted - np.where(first, counted[:, before], 0.0)[:, self._cls]
-        gt_of_det = num_gt[self._cls]
-        recall = np.divide(tps, gt_of_det, out=np.zeros_like(tps), where=gt_of_det > 0)
-        precision = tps / (counted + _EPS)  # tps + fps, exactly: both are sums of integers
-        interp = np.maximum.accumulate((precision + self._offset)[:, ::-1], axis=1)[:, ::-1] - self._offset
-        # Number of recall thresholds <= recall: exact integer keys, increasing inside each class segment.
-        reached = np.searchsorted(np.asarray(RECALL_THRESHOLDS), recall, side="right")
-        keys = (reached + self._cls * (_NUM_REC + 1) + self._row_key).ravel()
-        pos = np.searchsorted(keys, self._queries, side="left")
-        valid = pos < self._query_end
-        q = np.where(valid, interp.ravel()[np.minimum(pos, keys.size - 1)], 0.0)
-        ap = q.reshape(num_t, k, _NUM_REC).mean(axis=2)
-        return np.where(num_gt[None, :] > 0, ap, -1.0), num_gt
+        ap, num_gt = self.per_class_many(np.asarray(weights, dtype=np.float64)[None, :])
+        return ap[0], num_gt[0]
+
+    def many(self, weights: np.ndarray) -> np.ndarray:
+        """[B, 2] (ap, ap50) of B weightings [B, I]; -1 for a weighting without any ground truth."""
+        ap, num_gt = self.per_class_many(weights)
+        out = np.full((ap.shape[0], 2), -1.0)
+        for b in range(ap.shape[0]):
+            has = num_gt[b] > 0
+            if has.any():
+                out[b] = float(ap[b][:, has].mean()), float(ap[b][self._t50, has].mean())
+        return out
 
     def __call__(self, weights: np.ndarray) -> tuple[float, float]:
-        ap, num_gt = self.per_class(weights)
-        has = num_gt > 0
-        if not has.any():
-            return -1.0, -1.0
-        return float(ap[:, has].mean()), float(ap[self._t50, has].mean())
+        ap, ap50 = self.many(np.asarray(weights, dtype=np.float64)[None, :])[0]
+        return float(ap), float(ap50)
 
 
 def _resample_counts(rng: np.random.Generator, n: int, num_images: int) -> np.ndarray:
@@ -158,7 +203,7 @@ def bootstrap_from_matches(matches: Matches, *, n: int = 200, seed: int = 0, con
     if ap < 0 or num_images == 0:
         return BootstrapCI(ap, ap, ap, ap50, ap50, ap50, n, confidence, seed, num_images)
     counts = _resample_counts(np.random.default_rng(seed), n, num_images)
-    samples = np.array([fast(c) for c in counts])  # [n, 2]
+    samples = fast.many(counts)  # [n, 2]
     samples[samples < 0] = np.nan  # a resample without any ground truth has no AP
     tail = (1.0 - confidence) / 2.0
     lo, hi = np.nanquantile(samples, [tail, 1.0 - tail], axis=0)

@@ -33,7 +33,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from detforge.evaluation.matching import Matches, class_ap, iou_matrix, match_detections
+from detforge.evaluation.match_groups import pair_iou
+from detforge.evaluation.matching import Matches, class_ap, match_detections
 from detforge.structures import Annotation, Categories, ImageRecord
 from detforge.structures.detections import Detections
 
@@ -98,25 +99,45 @@ def _mean_ap(labels: np.ndarray, scores: np.ndarray, tp: np.ndarray, keep: np.nd
     return float(np.mean(aps)) if aps else -1.0
 
 
-def _classify_image(
+def _best_per_fp(num_fp: int, a: np.ndarray, b: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(best value [F] or -1 without candidates, index b of the first best [F] or -1) over pairs (a, b, value)
+    sorted by a, then b."""
+    best, arg = np.full(num_fp, -1.0), np.full(num_fp, -1, dtype=np.int64)
+    if len(a):
+        starts = np.flatnonzero(np.concatenate(([True], a[1:] != a[:-1])))
+        best[a[starts]] = np.maximum.reduceat(values, starts)
+        at_best = np.flatnonzero(values == best[a])
+        first = at_best[np.concatenate(([True], a[at_best][1:] != a[at_best][:-1]))]  # argmax: the first best
+        arg[a[first]] = b[first]
+    return best, arg
+
+
+def _classify(
     matches: Matches, fp_idx: np.ndarray, gt_idx: np.ndarray, t_f: float, t_b: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(types [F], target ground truth index or -1 [F]) of one image's false positives."""
+    """(types [F], target ground truth index or -1 [F]) of the false positives `fp_idx` against the non-crowd
+    ground truth `gt_idx` of their own images (both sorted by image), all images at once."""
     types = np.full(len(fp_idx), _BKG, dtype=np.int8)
     target = np.full(len(fp_idx), -1, dtype=np.int64)
-    if len(gt_idx) == 0:
+    if len(gt_idx) == 0 or len(fp_idx) == 0:
         return types, target
-    iou = iou_matrix(matches.det_boxes[fp_idx], matches.gt_boxes[gt_idx])
-    same = matches.gt_labels[gt_idx][None, :] == matches.det_labels[fp_idx][:, None]
-    iou_same, iou_other = np.where(same, iou, -1.0), np.where(same, -1.0, iou)
-    best_same, best_other = iou_same.max(axis=1), iou_other.max(axis=1)
-    arg_same, arg_other = gt_idx[iou_same.argmax(axis=1)], gt_idx[iou_other.argmax(axis=1)]
+    d_img = matches.det_image[fp_idx]
+    g_bounds = np.searchsorted(matches.gt_image[gt_idx], np.arange(len(matches.image_ids) + 1), side="left")
+    per_fp = g_bounds[d_img + 1] - g_bounds[d_img]
+    a = np.repeat(np.arange(len(fp_idx)), per_fp)
+    b = g_bounds[d_img][a] + np.arange(len(a)) - np.repeat(np.cumsum(per_fp) - per_fp, per_fp)
+    iou = pair_iou(matches.det_boxes[fp_idx[a]], matches.gt_boxes[gt_idx[b]])
+    same = matches.gt_labels[gt_idx[b]] == matches.det_labels[fp_idx[a]]
+    best_same, arg_same = _best_per_fp(len(fp_idx), a, b, np.where(same, iou, -1.0))
+    best_other, arg_other = _best_per_fp(len(fp_idx), a, b, np.where(same, -1.0, iou))
+    arg_same, arg_other = gt_idx[np.maximum(arg_same, 0)], gt_idx[np.maximum(arg_other, 0)]
     for code, cond, tgt in (
         (_BOTH, best_other >= t_b, arg_other),
         (_LOC, best_same >= t_b, arg_same),
         (_CLS, best_other >= t_f, arg_other),
         (_DUP, best_same >= t_f, arg_same),
     ):  # lowest precedence first: later rules overwrite
+        cond &= per_fp > 0  # no ground truth in the image: background
         types[cond] = code
         target[cond] = tgt[cond]
     target[(types == _DUP) | (types == _BOTH)] = -1  # no ground truth is charged to these
@@ -137,13 +158,8 @@ def errors_from_matches(
     types = np.full(len(det_gt), -1, dtype=np.int8)
     target = np.full(len(det_gt), -1, dtype=np.int64)
     real_gt = ~matches.gt_crowd
-    images = np.arange(len(matches.image_ids) + 1)
-    det_bounds = np.searchsorted(matches.det_image, images)  # both arrays are sorted by image
-    gt_bounds = np.searchsorted(matches.gt_image, images)
-    for i in np.unique(matches.det_image[fp]):
-        fp_idx = det_bounds[i] + np.flatnonzero(fp[det_bounds[i] : det_bounds[i + 1]])
-        gt_idx = gt_bounds[i] + np.flatnonzero(real_gt[gt_bounds[i] : gt_bounds[i + 1]])
-        types[fp_idx], target[fp_idx] = _classify_image(matches, fp_idx, gt_idx, foreground_iou, background_iou)
+    fp_idx = np.flatnonzero(fp)  # both arrays are sorted by image
+    types[fp_idx], target[fp_idx] = _classify(matches, fp_idx, np.flatnonzero(real_gt), foreground_iou, background_iou)
     matched_gt = np.zeros(len(real_gt), dtype=bool)
     matched_gt[det_gt[tp]] = True
     covered = np.zeros(len(real_gt), dtype=bool)
@@ -159,15 +175,15 @@ def errors_from_matches(
 
     def fix_targets(code: int) -> float:
         new_labels, new_tp, new_keep = labels.copy(), tp.copy(), keep.copy()
-        taken = matched_gt.copy()
-        for d in by_score[types[by_score] == code]:
-            g = target[d]
-            if taken[g]:
-                new_keep[d] = False
-            else:
-                taken[g] = True
-                new_tp[d] = True
-                new_labels[d] = matches.gt_labels[g]
+        # In score order, the first detection charged to a box not yet matched takes it; the others are removed.
+        sel = by_score[types[by_score] == code]
+        g = target[sel]
+        first = np.zeros(len(g), dtype=bool)
+        first[np.unique(g, return_index=True)[1]] = True
+        fix = first & ~matched_gt[g]
+        new_keep[sel[~fix]] = False
+        new_tp[sel[fix]] = True
+        new_labels[sel[fix]] = matches.gt_labels[g[fix]]
         return _mean_ap(new_labels, scores, new_tp, new_keep, num_gt)
 
     def remove(code: int) -> float:

@@ -23,10 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torchvision.ops import box_iou
 
 from detforge.errors import DatasetError
+from detforge.evaluation.match_groups import crowd_iou, match_to_ground_truth, pair_iou
 from detforge.structures import Annotation, Categories, ImageRecord
 from detforge.structures.detections import Detections
 
@@ -58,17 +57,12 @@ def iou_matrix(det_boxes: np.ndarray, gt_boxes: np.ndarray, gt_crowd: np.ndarray
     For a crowd column (`gt_crowd[g]` True) the value is intersection / detection area, as COCO scores
     crowd regions. Degenerate boxes give 0 (never NaN).
     """
-    d = torch.as_tensor(np.asarray(det_boxes, dtype=np.float64).reshape(-1, 4))
-    g = torch.as_tensor(np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4))
-    iou = torch.nan_to_num(box_iou(d, g), nan=0.0).numpy()
+    d = np.asarray(det_boxes, dtype=np.float64).reshape(-1, 4)
+    g = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
+    iou = pair_iou(d[:, None, :], g[None, :, :])
     if gt_crowd is not None and len(g) and np.any(gt_crowd):
         cols = np.flatnonzero(gt_crowd)
-        db, cb = d.numpy()[:, None, :], g.numpy()[None, cols, :]
-        w = np.clip(np.minimum(db[..., 2], cb[..., 2]) - np.maximum(db[..., 0], cb[..., 0]), 0.0, None)
-        h = np.clip(np.minimum(db[..., 3], cb[..., 3]) - np.maximum(db[..., 1], cb[..., 1]), 0.0, None)
-        area = np.clip(db[..., 2] - db[..., 0], 0.0, None) * np.clip(db[..., 3] - db[..., 1], 0.0, None)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            iou[:, cols] = np.nan_to_num((w * h) / area, nan=0.0, posinf=0.0)
+        iou[:, cols] = crowd_iou(d[:, None, :], g[None, cols, :])
     return iou
 
 
@@ -265,13 +259,44 @@ def _ground_truth(
     return image_ids, per_image, index
 
 
-def _detection_arrays(image_id: int, det: Detections, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    det = det.cpu()
-    labels = det.labels.numpy().astype(np.int64)
-    bad = labels[(labels < 0) | (labels >= k)]
+def _ground_truth_arrays(
+    image_ids: tuple[int, ...], per_image: dict[int, list[Annotation]], cat_index: dict[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(image index, class, XYXY box, crowd, annotation id) of every annotation, by image then annotation order."""
+    anns = [a for image_id in image_ids for a in per_image[image_id]]
+    counts = [len(per_image[image_id]) for image_id in image_ids]
+    return (
+        np.repeat(np.arange(len(image_ids), dtype=np.int64), counts),
+        np.asarray([cat_index[a.category_id] for a in anns], dtype=np.int64),
+        np.asarray([a.bbox for a in anns], dtype=np.float64).reshape(-1, 4),
+        np.asarray([a.iscrowd for a in anns], dtype=bool),
+        np.asarray([a.id for a in anns], dtype=np.int64),
+    )
+
+
+def _all_detections(
+    image_ids: tuple[int, ...], predictions: Mapping[int, Detections], k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(image index, label, score float64, XYXY box float64) of every detection, by image then detection order.
+
+    DatasetError naming the image for a label outside 0..k-1."""
+    parts: list[tuple[int, Detections]] = []
+    for i, image_id in enumerate(image_ids):
+        det = predictions.get(image_id)
+        if det is not None and len(det):
+            parts.append((i, det.cpu()))
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 4))
+    labels = np.concatenate([d.labels.numpy() for _, d in parts]).astype(np.int64)
+    img = np.repeat(np.asarray([i for i, _ in parts], dtype=np.int64), [len(d) for _, d in parts])
+    bad = np.flatnonzero((labels < 0) | (labels >= k))
     if bad.size:
-        raise DatasetError(f"predictions for image {image_id}: label {int(bad[0])} is outside 0..{k - 1}")
-    return labels, det.scores.numpy().astype(np.float64), det.boxes.numpy().astype(np.float64)
+        raise DatasetError(
+            f"predictions for image {image_ids[img[bad[0]]]}: label {int(labels[bad[0]])} is outside 0..{k - 1}"
+        )
+    scores = np.concatenate([d.scores.numpy() for _, d in parts]).astype(np.float64)
+    boxes = np.concatenate([d.boxes.numpy() for _, d in parts]).astype(np.float64).reshape(-1, 4)
+    return img, labels, scores, boxes
 
 
 def match_detections(
@@ -293,49 +318,36 @@ def match_detections(
     if unknown:
         raise DatasetError(f"predictions for image ids {unknown[:10]} that are not among the evaluated images")
     thresholds = np.asarray(iou_thresholds, dtype=np.float64)
-    num_t, k_classes = len(thresholds), len(categories)
-    det_parts: list[tuple[np.ndarray, ...]] = []
-    gt_parts: list[tuple[np.ndarray, ...]] = []
-    gt_offset = 0
-    for i, image_id in enumerate(image_ids):
-        anns = per_image[image_id]
-        g_boxes = np.asarray([a.bbox for a in anns], dtype=np.float64).reshape(-1, 4)
-        g_labels = np.asarray([cat_index[a.category_id] for a in anns], dtype=np.int64)
-        g_crowd = np.asarray([a.iscrowd for a in anns], dtype=bool)
-        gt_parts.append((np.full(len(anns), i), g_labels, g_boxes, g_crowd, np.asarray([a.id for a in anns])))
-        det = predictions.get(image_id)
-        if det is not None and len(det):
-            labels, scores, boxes = _detection_arrays(image_id, det, k_classes)
-            iou_all = iou_matrix(boxes, g_boxes, g_crowd)  # [D, G] once per image
-            area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-            odd_area = (area < 0) | (area > _MAX_AREA)  # outside COCO's "all" area range
-            for k in np.unique(labels):
-                sel = np.flatnonzero(labels == k)
-                sel = sel[np.argsort(-scores[sel], kind="stable")][:max_dets]
-                gsel = np.flatnonzero(g_labels == k)
-                gsel = gsel[np.argsort(g_crowd[gsel], kind="stable")]  # non-crowd first, as COCO
-                matched, ignored = greedy_match(iou_all[np.ix_(sel, gsel)], g_crowd[gsel], thresholds)
-                ignored |= (matched < 0) & odd_area[sel][None, :]
-                det_gt = np.where(matched >= 0, gt_offset + gsel[np.maximum(matched, 0)], -1) if len(gsel) else matched
-                det_parts.append((np.full(len(sel), i), np.full(len(sel), k), scores[sel], boxes[sel], det_gt, ignored))
-        gt_offset += len(anns)
-
-    def cat(parts: list[tuple[np.ndarray, ...]], j: int, empty: np.ndarray, axis: int = 0) -> np.ndarray:
-        return np.concatenate([p[j] for p in parts], axis=axis) if parts else empty
-
+    gt = _ground_truth_arrays(image_ids, per_image, cat_index)
+    img, labels, scores, boxes = _all_detections(image_ids, predictions, len(categories))
+    # By image, class, descending score (stable: ties keep the detections' order), at most max_dets per group.
+    order = np.lexsort((-scores, labels, img))
+    img, labels, scores, boxes = img[order], labels[order], scores[order], boxes[order]
+    key = img * len(categories) + labels
+    first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1]))) if len(key) else np.zeros(0, np.int64)
+    group = np.cumsum(np.concatenate(([False], key[1:] != key[:-1]))) if len(key) else np.zeros(0, np.int64)
+    rank = np.arange(len(key)) - first[group]
+    keep = rank < max_dets
+    img, labels, scores, boxes, group, rank = (a[keep] for a in (img, labels, scores, boxes, group, rank))
+    k = len(categories)
+    det_gt, ignored = match_to_ground_truth(
+        boxes, img * k + labels, group, rank, gt[0] * k + gt[1], gt[2], gt[3], thresholds
+    )
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    ignored |= (det_gt < 0) & ((area < 0) | (area > _MAX_AREA))[None, :]  # outside COCO's "all" area range
     return Matches(
         categories=categories,
         image_ids=image_ids,
         iou_thresholds=tuple(float(t) for t in thresholds),
-        det_image=cat(det_parts, 0, np.zeros(0)).astype(np.int64),
-        det_labels=cat(det_parts, 1, np.zeros(0)).astype(np.int64),
-        det_scores=cat(det_parts, 2, np.zeros(0)).astype(np.float64),
-        det_boxes=cat(det_parts, 3, np.zeros((0, 4))).astype(np.float64),
-        det_gt=cat(det_parts, 4, np.zeros((num_t, 0)), axis=1).astype(np.int64),
-        det_ignored=cat(det_parts, 5, np.zeros((num_t, 0)), axis=1).astype(bool),
-        gt_image=cat(gt_parts, 0, np.zeros(0)).astype(np.int64),
-        gt_labels=cat(gt_parts, 1, np.zeros(0)).astype(np.int64),
-        gt_boxes=cat(gt_parts, 2, np.zeros((0, 4))).astype(np.float64),
-        gt_crowd=cat(gt_parts, 3, np.zeros(0)).astype(bool),
-        gt_ids=cat(gt_parts, 4, np.zeros(0)).astype(np.int64),
+        det_image=img,
+        det_labels=labels,
+        det_scores=scores,
+        det_boxes=boxes,
+        det_gt=det_gt,
+        det_ignored=ignored,
+        gt_image=gt[0],
+        gt_labels=gt[1],
+        gt_boxes=gt[2],
+        gt_crowd=gt[3],
+        gt_ids=gt[4],
     )

@@ -8,6 +8,7 @@ is XYXY pixels with labels 0..K-1 (the index of `category_id` in `Categories`).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -26,7 +27,13 @@ __all__ = ["load_coco_results", "parse_coco_results", "to_coco_results"]
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float (not a bool; not an integer too large for a float)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _mask(where: str, seg: object, height: int, width: int) -> np.ndarray:
@@ -80,6 +87,9 @@ def parse_coco_results(
     """
     if not isinstance(entries, list):
         raise DatasetError(f"{source}: expected a JSON list of detections, got {type(entries).__name__}")
+    fast = _parse_columns(entries, images, categories, source)
+    if fast is not None:
+        return fast
     sizes = {im.id: (im.height, im.width) for im in images}
     index = {c.id: k for k, c in enumerate(categories)}
     rows: dict[int, list[tuple[float, int, list[float], np.ndarray | None, str | None, float]]] = {i: [] for i in sizes}
@@ -137,6 +147,87 @@ def parse_coco_results(
             masks,
         )
         out[image_id] = det.with_texts([d[4] for d in dets], [d[5] for d in dets]) if with_texts else det
+    return out
+
+
+def _columns(
+    entries: list[Any], images: Sequence[ImageRecord], categories: Categories
+) -> tuple[np.ndarray, ...] | None:
+    """(image index, label, XYWH box float64, score float64) of every entry, or None unless every entry is
+    valid and has no segmentation (the checking loop of `parse_coco_results` then names the problem)."""
+    if set(map(type, entries)) - {dict}:
+        return None
+    try:
+        image_ids = [e["image_id"] for e in entries]
+        category_ids = [e["category_id"] for e in entries]
+        bboxes = [e["bbox"] for e in entries]
+        scores = [e["score"] for e in entries]
+    except KeyError:
+        return None
+    numbers = {int, float}
+    if (
+        any("segmentation" in e for e in entries)
+        or set(map(type, image_ids)) - {int}
+        or set(map(type, category_ids)) - {int}
+        or set(map(type, bboxes)) - {list}
+        or set(map(len, bboxes)) - {4}
+        or set(map(type, itertools.chain.from_iterable(bboxes))) - numbers
+        or set(map(type, scores)) - numbers
+    ):
+        return None
+    try:
+        ids, cats = np.asarray(image_ids, dtype=np.int64), np.asarray(category_ids, dtype=np.int64)
+        boxes = np.asarray(bboxes, dtype=np.float64).reshape(-1, 4)
+        score = np.asarray(scores, dtype=np.float64)
+    except (OverflowError, ValueError):  # integers beyond 64 bits
+        return None
+    if not (np.isfinite(boxes).all() and np.isfinite(score).all() and (boxes[:, 2:] >= 0).all()):
+        return None
+    known, known_cats = np.asarray([im.id for im in images], dtype=np.int64), np.asarray(categories.ids, dtype=np.int64)
+    img, label = _lookup(known, ids), _lookup(known_cats, cats)
+    if img is None or label is None:
+        return None
+    return img, label, boxes, score
+
+
+def _lookup(known: np.ndarray, values: np.ndarray) -> np.ndarray | None:
+    """Index of each value in `known` (unique), or None if some value is not there."""
+    order = np.argsort(known, kind="stable")
+    pos = np.minimum(np.searchsorted(known[order], values), max(len(known) - 1, 0))
+    if len(known) == 0 or not np.array_equal(known[order][pos], values):
+        return None if len(values) else np.zeros(0, dtype=np.int64)
+    return order[pos]
+
+
+def _parse_columns(
+    entries: list[Any], images: Sequence[ImageRecord], categories: Categories, source: str
+) -> dict[int, Detections] | None:
+    """`parse_coco_results` for results without masks, all numbers checked and converted at once (the same
+    Detections as the entry-by-entry loop); None when some entry needs that loop (it is invalid or has a mask)."""
+    columns = _columns(entries, images, categories) if len({im.id for im in images}) == len(images) else None
+    if columns is None:
+        return None
+    img, label, xywh, score = columns
+    with_texts = any(("text" in e or "text_score" in e) for e in entries)
+    texts = [_text(f"{source}[{n}]", e) for n, e in enumerate(entries)] if with_texts else []
+    order = np.lexsort((-score, img))  # by image, then descending score (stable: ties keep the file's order)
+    img, label, xywh, score = img[order], label[order], xywh[order], score[order]
+    xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1).astype(np.float32)
+    boxes_t, labels_t, scores_t = (
+        torch.from_numpy(xyxy),
+        torch.from_numpy(label),
+        torch.from_numpy(score.astype(np.float32)),
+    )
+    bounds = np.searchsorted(img, np.arange(len(images) + 1), side="left").tolist()
+    out: dict[int, Detections] = {}
+    for i, im in enumerate(images):
+        a, b = bounds[i], bounds[i + 1]
+        size = (im.height, im.width)
+        det = Detections(boxes_t[a:b], labels_t[a:b], scores_t[a:b], size) if b > a else Detections.empty(size)
+        if with_texts:
+            picked = [texts[j] for j in order[a:b].tolist()]
+            det = det.with_texts([t for t, _ in picked], [v for _, v in picked])
+        out[im.id] = det
     return out
 
 

@@ -21,6 +21,7 @@ from detforge.export.runtime import OnnxDetector
 from detforge.export.torchscript import TorchScriptDetector
 from detforge.inference.predictor import SupportsPredict
 from detforge.models.artifact import load_model
+from detforge.progress import counting, tick
 from detforge.structures.detections import Detections
 
 __all__ = ["BenchmarkBackend", "BenchmarkRow", "benchmark_model", "benchmark_table"]
@@ -97,7 +98,9 @@ def benchmark_model(
         with tempfile.TemporaryDirectory(prefix="detforge-bench-") as tmp:
             for backend in backends:
                 model = _backend(backend, detector, source, Path(tmp), threads, pictures)
-                rows.append(_time(backend, model, pictures, reference, runs, warmup))
+                passes = (warmup + runs) * len(pictures)
+                with counting(f"benchmark {backend}", counts="pass", unit="pass", total=passes):
+                    rows.append(_time(backend, model, pictures, reference, runs, warmup))
     finally:
         torch.set_num_threads(saved_threads)
     return rows
@@ -132,6 +135,7 @@ def _time(
     for _ in range(warmup):
         for picture in pictures:
             model.predict([picture])
+            tick("pass")
     latencies = []
     detections = reference
     for _ in range(runs):
@@ -140,6 +144,7 @@ def _time(
             start = time.perf_counter()
             detections.extend(model.predict([picture]))
             latencies.append((time.perf_counter() - start) * 1000.0)
+            tick("pass")
     diff = compare_detections(reference, detections)
     median = statistics.median(latencies)
     return BenchmarkRow(

@@ -65,7 +65,8 @@ def export_model(
     that image), labels 0..K-1 and scores (and masks for Mask R-CNN) — see `detforge.export.torchscript`.
     ONNX (opset `opset`, 11..20) works for every zoo family: Faster R-CNN, Mask R-CNN, RetinaNet, FCOS,
     SSDlite; TorchScript too. Parity runs both models on `parity_images` (files or [3, H, W] tensors;
-    default two synthetic images of different sizes) and must agree within `tolerance`.
+    default four synthetic images of odd portrait and landscape sizes that the model resizes down, up and by
+    its max_size, see `parity.parity_image_sizes`) and must agree within `tolerance`.
     The file appears at `out` only once the check passed (an older file there is replaced then).
     Raises ExportError (unsupported model, format or opset, exporter failure, parity numbers beyond
     tolerance) and CheckpointError (unreadable artifact).

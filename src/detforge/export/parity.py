@@ -8,6 +8,7 @@ and mask disagreement.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from torch import Tensor
 from detforge.export.metadata import ExportError
 from detforge.inference.predictor import SupportsPredict
 from detforge.inference.sources import load_image_file
+from detforge.progress import track
 from detforge.structures.detections import Detections
 
 __all__ = [
@@ -26,6 +28,8 @@ __all__ = [
     "ParityTolerance",
     "compare_detections",
     "load_parity_images",
+    "parity_image_sizes",
+    "resize_trap_sides",
     "run_parity",
     "synthetic_image",
     "synthetic_images",
@@ -150,10 +154,45 @@ def synthetic_image(height: int, width: int, *, seed: int = 0) -> Tensor:
     return image
 
 
+def _float32_side(side: int, target: int) -> int:
+    """`side` resized to `target` with torchvision's traced float32 arithmetic (floor(side * (target / side)))."""
+    scale = np.float32(target) / np.float32(side)
+    return int(np.floor(np.float32(side) * scale))
+
+
+def resize_trap_sides(target: int, *, start: int, count: int) -> list[int]:
+    """Up to `count` sides >= `start` (below 3 * `target`) whose resize to `target` px floors to another size
+    in float32 than in float64 (eager torchvision): a graph computing the resized size in float32 sees one
+    row or column fewer or more there (941 with target 512 gives 511 eagerly, 512 in float32)."""
+    out = []
+    for side in range(max(start, 1), 3 * target):
+        if _float32_side(side, target) != math.floor(side * (target / side)):
+            out.append(side)
+            if len(out) == count:
+                break
+    return out
+
+
+def parity_image_sizes(min_size: int, max_size: int) -> list[tuple[int, int]]:
+    """(height, width) of the default parity images for a model resizing to `min_size`..`max_size`: odd,
+    photo-like sizes a resize cannot pass by luck: a portrait and a landscape whose shorter side is a
+    `resize_trap_sides` one (when there are), a wide landscape where `max_size` limits the scale, and a small
+    portrait that is scaled up."""
+    traps = resize_trap_sides(min_size, start=math.ceil(min_size * 1.3), count=2)
+    traps += [(round(min_size * 1.37) | 1) + 2 * i for i in range(2 - len(traps))]
+    return [
+        (round(traps[0] * 1.397) | 1, traps[0]),  # a phone photo, portrait (1429 x 1023)
+        (traps[1], round(traps[1] * 4 / 3) | 1),  # landscape 4:3
+        (round(min_size * 0.75) | 1, round(max(max_size, min_size) * 1.25) | 1),  # wide: max_size binds
+        (round(min_size * 0.9) | 1, round(min_size * 0.65) | 1),  # small portrait, scaled up
+    ]
+
+
 def synthetic_images(min_size: int, max_size: int, *, seed: int = 0) -> list[Tensor]:
-    """Two `synthetic_image`s near `min_size` of different sizes and aspect ratios (landscape, portrait)."""
-    long = min(max_size, max(min_size + 1, round(min_size * 4 / 3)))
-    return [synthetic_image(min_size, long, seed=seed), synthetic_image(long, min_size, seed=seed + 1)]
+    """`synthetic_image`s of the `parity_image_sizes` for `min_size`..`max_size` (portrait and landscape, odd
+    sizes, resized down, up and by the `max_size` limit), the same per seed."""
+    sizes = parity_image_sizes(min_size, max_size)
+    return [synthetic_image(h, w, seed=seed + i) for i, (h, w) in enumerate(sizes)]
 
 
 def load_parity_images(images: Sequence[str | Path | Tensor]) -> list[Tensor]:
@@ -184,8 +223,8 @@ def run_parity(
     if not images:
         raise ValueError("run_parity: expected at least one image")
     # one image per call: a batch pads its images to a common size, which changes a detector's output
-    ref = [reference.predict([image])[0] for image in images]
-    cand = [candidate.predict([image])[0] for image in images]
+    ref = [reference.predict([image])[0] for image in track(images, desc="parity: PyTorch")]
+    cand = [candidate.predict([image])[0] for image in track(images, desc="parity: exported")]
     report = compare_detections(ref, cand)
     failures = report.failures(tolerance)
     if failures:

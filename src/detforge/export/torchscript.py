@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from detforge.export.exact_resize import exact_resize
 from detforge.export.metadata import ExportError, ExportMetadata
 from detforge.fileio import atomic_write_bytes
 from detforge.models.detector import Detector
@@ -95,7 +96,7 @@ def export_torchscript(detector: Detector, metadata: ExportMetadata, out: Path) 
     """Script `detector`'s graph and write it, with `metadata` as the extra file `detforge.json`, atomically
     to `out`. ExportError naming the model when TorchScript cannot compile it."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), exact_resize(detector.model):  # float64 resized size, as eager
             warnings.simplefilter("ignore")  # torch.jit.script is deprecated (still works) and warns per module
             scripted = torch.jit.script(detection_graph(detector))
     except Exception as exc:  # TorchScript compiler errors have no common type

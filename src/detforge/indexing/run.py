@@ -23,6 +23,7 @@ from detforge.indexing.records import STATUSES, FileKey, PageRecord
 from detforge.indexing.sort import SortSummary, sort_photos
 from detforge.inference.predictor import PredictionResult
 from detforge.inference.sources import IMAGE_EXTENSIONS, ImageSource
+from detforge.progress import progress_enabled
 
 __all__ = ["IndexSummary", "PredictsMany", "list_photos", "run_index"]
 
@@ -119,7 +120,7 @@ def _check_folders(photos: Path, out: Path, sort_into: Path | None) -> None:
 
 
 def _progress(total: int, progress: bool) -> tqdm[None]:
-    disable = not progress or not sys.stderr.isatty()
+    disable = not progress_enabled(progress)
     return tqdm(total=total, desc="index", unit="photo", file=sys.stderr, disable=disable, dynamic_ncols=True)
 
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from detforge.models.build import build_detector
     from detforge.models.builders import BackboneSetup
     from detforge.models.detector import DetectionParams, Detector
-    from detforge.models.info import MODEL_NAMES, ModelInfo, ModelRow
+    from detforge.models.info import MODEL_NAMES, MODEL_ROWS, ModelInfo, ModelRow
     from detforge.models.weights import WeightsReport
     from detforge.models.zoo import MODELS, get_model_info, model_table
 
@@ -23,6 +23,7 @@ __all__ = [
     "ALIASES",
     "MODELS",
     "MODEL_NAMES",
+    "MODEL_ROWS",
     "Alias",
     "BackboneSetup",
     "DetectionParams",
@@ -51,6 +52,7 @@ _HOME = {
     "DetectionParams": "detector",
     "Detector": "detector",
     "MODEL_NAMES": "info",
+    "MODEL_ROWS": "info",
     "ModelInfo": "info",
     "ModelRow": "info",
     "WeightsReport": "weights",

@@ -1,18 +1,16 @@
 """The model artifact: one file holding a trained detector and everything needed to use it.
 
-The file is a torch zip archive with only plain types and tensors, loadable with
-`torch.load(weights_only=True)`:
-    {"format": "detforge.model", "format_version": 1,
-     "spec": ModelSpec as a dict of JSON-able values,
-     "setup": {"pretrained": bool, "trainable_layers": int | None, "frozen_bn_eps": float},
-     "detection_params": {"score_thresh": float, "nms_thresh": float, "detections_per_img": int},
-     "state_dict": {torchvision key: tensor}}
-It is written atomically and read only through the weights-only loader (see safeload.py).
+The file (`model.pt` by convention) is a safetensors file: the state dict as tensors, and the metadata
+as JSON in its header (format "detforge.model", version 2; see artifact_io.py):
+    spec: ModelSpec as a dict of JSON-able values (incl. the reading settings `read`),
+    setup: {"pretrained": bool, "trainable_layers": int | None, "frozen_bn_eps": float},
+    detection_params: {"score_thresh": float, "nms_thresh": float, "detections_per_img": int}.
+Loading it never unpickles anything. Files of format 1 (a torch zip of the same sections) are still
+read, through the weights-only loader behind the allow-list scan (safeload.py). Writes are atomic.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -24,18 +22,14 @@ from torch import Tensor
 
 from detforge import __version__
 from detforge.errors import CheckpointError, ConfigError
-from detforge.fileio import atomic_write_bytes
+from detforge.models.artifact_io import FORMAT_VERSION, read_artifact, write_artifact
 from detforge.models.builders import BackboneSetup, build_module
 from detforge.models.detector import DetectionParams, Detector
-from detforge.models.safeload import safe_torch_load
-from detforge.models.weights import ARTIFACT_FORMAT
 from detforge.models.zoo import MODELS
 from detforge.reading.settings import ReadSettings
 
 __all__ = ["FORMAT_VERSION", "ModelSpec", "load_model", "save_model"]
 
-FORMAT_VERSION = 1
-_TOP_KEYS = frozenset({"format", "format_version", "spec", "setup", "detection_params", "state_dict"})
 _LISTED = 8
 
 
@@ -141,29 +135,16 @@ def save_model(path: str | Path, detector: Detector, spec: ModelSpec) -> Path:
     ):
         if getattr(spec, attr) != want:
             raise ValueError(f"ModelSpec.{attr} is {getattr(spec, attr)!r} but the detector has {want!r}")
-    params = detector.detection_params
-    payload = {
-        "format": ARTIFACT_FORMAT,
-        "format_version": FORMAT_VERSION,
+    sections = {
         "spec": spec.to_dict(),
         "setup": asdict(detector.setup),
-        "detection_params": asdict(params),
-        "state_dict": {k: v.detach().cpu() for k, v in detector.model.state_dict().items()},
+        "detection_params": asdict(detector.detection_params),
     }
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return write_artifact(path, sections, detector.model.state_dict())
 
 
 def _names(keys: list[str]) -> str:
     return ", ".join(keys[:_LISTED]) + (f" ... and {len(keys) - _LISTED} more" if len(keys) > _LISTED else "")
-
-
-def _section(obj: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
-    value = obj[key]
-    if not isinstance(value, Mapping):
-        raise CheckpointError(f"{where}: [{key}] should be a mapping, got {type(value).__name__}")
-    return value
 
 
 def state_dict_problems(state: Mapping[str, Any], own: Mapping[str, Tensor], source: str = "file") -> list[str]:
@@ -191,23 +172,16 @@ def _check_state(state: Mapping[str, Any], own: Mapping[str, Tensor], where: str
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Detector, ModelSpec]:
     """The Detector (eval mode, on `device`) and ModelSpec saved by `save_model`.
 
-    Always weights-only; a corrupt file, a file that is not a detforge model, or weights that do not
+    Reads format 2 (safetensors, no unpickling) and format 1 (torch zip, weights-only after the
+    allow-list scan); a corrupt file, a file that is not a detforge model, or weights that do not
     match the recorded model raise CheckpointError naming the file and the offending keys.
     """
     where = str(path)
-    obj = safe_torch_load(path)
-    if not isinstance(obj, Mapping) or obj.get("format") != ARTIFACT_FORMAT:
-        hint = " (a plain state dict? use build_detector(..., weights=path))" if isinstance(obj, Mapping) else ""
-        raise CheckpointError(f"{where}: not a detforge model file (expected format {ARTIFACT_FORMAT!r}){hint}")
-    missing, unknown = sorted(_TOP_KEYS - set(obj)), sorted(str(k) for k in set(obj) - _TOP_KEYS)
-    if missing or unknown:
-        raise CheckpointError(f"{where}: wrong top-level keys: missing {missing}, unknown {unknown}")
-    if obj["format_version"] != FORMAT_VERSION:
-        raise CheckpointError(f"{where}: format_version {obj['format_version']!r}; detforge reads {FORMAT_VERSION}")
+    contents = read_artifact(path)
     try:
-        spec = ModelSpec.from_dict(_section(obj, "spec", where))
-        setup = BackboneSetup(**_section(obj, "setup", where))
-        params = DetectionParams(**_section(obj, "detection_params", where))
+        spec = ModelSpec.from_dict(contents.spec)
+        setup = BackboneSetup(**contents.setup)
+        params = DetectionParams(**contents.detection_params)
     except (TypeError, ValueError, ConfigError) as exc:
         raise CheckpointError(f"{where}: invalid metadata: {exc}") from None
     info = MODELS.get(spec.model_name)
@@ -219,7 +193,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[De
         )
     except ConfigError as exc:
         raise CheckpointError(f"{where}: {exc}") from None
-    state = _section(obj, "state_dict", where)
+    state = contents.state_dict
     _check_state(state, module.state_dict(), where)
     module.load_state_dict(dict(state), strict=True)
     detector = Detector(module, name=info.name, num_classes=spec.num_classes, has_masks=info.has_masks, setup=setup)

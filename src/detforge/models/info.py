@@ -1,7 +1,9 @@
 """What the zoo knows about each model, as plain typed records (no torch import here).
 
-`MODEL_NAMES` lists the zoo's names in table order without importing torch, so that name checks
-(config validation, Detectron2 aliases) stay fast; `zoo.MODELS` must hold exactly these names.
+`MODEL_ROWS` is the zoo's table (what `detforge models` prints: parameters and GFLOPs measured once and
+stored, checked against the built models by tests/models/test_zoo.py) and `MODEL_NAMES` its names in
+table order, so that name checks and `detforge models` stay fast; `zoo.MODELS` holds exactly these names
+and takes each model's family, description and pretrained kinds from its row.
 """
 
 from __future__ import annotations
@@ -10,23 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-__all__ = ["MODEL_NAMES", "BackboneKind", "Family", "ModelInfo", "ModelRow", "PretrainedKind"]
+__all__ = ["MODEL_NAMES", "MODEL_ROWS", "BackboneKind", "Family", "ModelInfo", "ModelRow", "PretrainedKind"]
 
 Family = Literal["fasterrcnn", "retinanet", "fcos", "ssd", "maskrcnn"]
 PretrainedKind = Literal["coco", "imagenet"]
 BackboneKind = Literal["resnet", "mobilenet", "ssdlite"]
-
-MODEL_NAMES: tuple[str, ...] = (
-    "fasterrcnn_resnet50_fpn",
-    "fasterrcnn_resnet50_fpn_v2",
-    "fasterrcnn_mobilenet_v3_large_fpn",
-    "fasterrcnn_mobilenet_v3_large_320_fpn",
-    "fasterrcnn_mobilenet_v2_fpn",
-    "retinanet_resnet50_fpn",
-    "fcos_resnet50_fpn",
-    "ssdlite320_mobilenet_v3_large",
-    "maskrcnn_resnet50_fpn",
-)
 
 
 @dataclass(frozen=True)
@@ -101,3 +91,107 @@ class ModelRow:
     pretrained: tuple[PretrainedKind, ...]
     has_masks: bool
     description: str
+
+
+MODEL_ROWS: dict[str, ModelRow] = {
+    row.name: row
+    for row in (
+        ModelRow(
+            "fasterrcnn_resnet50_fpn",
+            "fasterrcnn",
+            41_755_286,
+            355.2,
+            (800, 1067),
+            ("coco", "imagenet"),
+            False,
+            "Faster R-CNN, ResNet-50 FPN (COCO box AP 37.0); the classic two-stage baseline",
+        ),
+        ModelRow(
+            "fasterrcnn_resnet50_fpn_v2",
+            "fasterrcnn",
+            43_712_278,
+            669.8,
+            (800, 1067),
+            ("coco", "imagenet"),
+            False,
+            "Faster R-CNN, ResNet-50 FPN v2 recipe (COCO box AP 46.7); most accurate, slowest",
+        ),
+        ModelRow(
+            "fasterrcnn_mobilenet_v3_large_fpn",
+            "fasterrcnn",
+            19_386_354,
+            40.9,
+            (800, 1067),
+            ("coco", "imagenet"),
+            False,
+            "Faster R-CNN, MobileNetV3-Large FPN (COCO box AP 32.8); fast on CPU",
+        ),
+        ModelRow(
+            "fasterrcnn_mobilenet_v3_large_320_fpn",
+            "fasterrcnn",
+            19_386_354,
+            6.3,
+            (320, 427),
+            ("coco", "imagenet"),
+            False,
+            "Faster R-CNN, MobileNetV3-Large FPN at 320 px (COCO box AP 22.8); fastest two-stage model",
+        ),
+        ModelRow(
+            "fasterrcnn_mobilenet_v2_fpn",
+            "fasterrcnn",
+            19_276_724,
+            31.0,
+            (512, 683),
+            ("imagenet",),
+            False,
+            "Faster R-CNN, MobileNetV2 FPN; ImageNet backbone ships offline (the CPU demo model)",
+        ),
+        ModelRow(
+            "retinanet_resnet50_fpn",
+            "retinanet",
+            34_014_999,
+            412.0,
+            (800, 1067),
+            ("coco", "imagenet"),
+            False,
+            "RetinaNet, ResNet-50 FPN (COCO box AP 36.4); one-stage with focal loss",
+        ),
+        ModelRow(
+            "fcos_resnet50_fpn",
+            "fcos",
+            32_269_600,
+            348.6,
+            (800, 1067),
+            ("coco", "imagenet"),
+            False,
+            "FCOS, ResNet-50 FPN (COCO box AP 39.2); anchor-free one-stage",
+        ),
+        ModelRow(
+            "ssdlite320_mobilenet_v3_large",
+            "ssd",
+            3_440_060,
+            1.2,
+            (320, 320),
+            ("coco",),
+            False,
+            "SSDlite, MobileNetV3-Large at a fixed 320x320 (COCO box AP 21.3); lowest latency",
+        ),
+        ModelRow(
+            "maskrcnn_resnet50_fpn",
+            "maskrcnn",
+            44_401_393,
+            461.6,
+            (800, 1067),
+            ("coco", "imagenet"),
+            True,
+            "Mask R-CNN, ResNet-50 FPN (COCO box AP 37.9, mask AP 34.6); boxes and instance masks",
+        ),
+    )
+}
+"""Every model detforge builds, in display order. params: 91 classes, FrozenBatchNorm where torchvision uses
+it; gflops: measured once with `zoo.count_gflops` (torch 2.14.1, torchvision 0.29.1, random weights, 91
+classes, one random image of `input_size` in eval mode). The RoI heads' share depends on how many proposals
+and detections survive, so trained weights give somewhat different numbers. `detforge models
+--measure-gflops` counts them again."""
+
+MODEL_NAMES: tuple[str, ...] = tuple(MODEL_ROWS)

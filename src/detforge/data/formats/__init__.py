@@ -15,6 +15,7 @@ from detforge.data.dataset import Dataset
 from detforge.data.formats.detect import detect_format
 from detforge.data.transcriptions import apply_text_attribute, count_texts
 from detforge.errors import DatasetError
+from detforge.progress import LARGE_SET, counting
 
 __all__ = ["READ_FORMATS", "TEXT_WRITE_FORMATS", "WRITE_FORMATS", "detect_format", "load_dataset", "write_dataset"]
 
@@ -97,7 +98,9 @@ def load_dataset(path: str | Path, format: str | None = None, text_attribute: st
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder")
     fmt = format or detect_format(path)
-    return apply_text_attribute(_reader(fmt)(path), text_attribute)
+    with counting(f"read {fmt}", counts="header", delay=1.0):  # a bar only when reading headers takes long
+        dataset = _reader(fmt)(path)
+    return apply_text_attribute(dataset, text_attribute)
 
 
 def write_dataset(dataset: Dataset, out: str | Path, format: str, *, copy_images: bool = True) -> Path:
@@ -109,4 +112,5 @@ def write_dataset(dataset: Dataset, out: str | Path, format: str, *, copy_images
     """
     if format in WRITE_FORMATS and format not in TEXT_WRITE_FORMATS and (n := count_texts(dataset)):
         log.warning("%s cannot hold transcriptions: the text of %d box(es) is not written", format, n)
-    return _writer(format)(dataset, Path(out), copy_images=copy_images)
+    with counting(f"write {format}", counts="copy", total=len(dataset.images), min_total=LARGE_SET):
+        return _writer(format)(dataset, Path(out), copy_images=copy_images)

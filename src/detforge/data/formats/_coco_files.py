@@ -9,16 +9,37 @@ import shutil
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from detforge.errors import DatasetError
+from detforge.progress import tick
 from detforge.structures import ImageRecord, Location, Problem
 
-__all__ = ["coco_root", "copy_image", "find_coco_files", "output_name", "resolve_image", "subset_from_name"]
+__all__ = [
+    "ROBOFLOW_FILE",
+    "coco_root",
+    "copy_image",
+    "find_coco_files",
+    "output_name",
+    "resolve_image",
+    "roboflow_files",
+    "subset_from_name",
+]
 
 _NO_SUBSET_STEMS = ("instances", "instances_default")
+ROBOFLOW_FILE = "_annotations.coco.json"
+"""Roboflow's COCO export: `<top>/<subset>/_annotations.coco.json` with the subset's images beside it."""
+_SUBSET_ALIASES = {"valid": "val"}  # Roboflow names its validation folder `valid`
+
+
+def roboflow_files(folder: Path) -> list[Path]:
+    """The `<subset>/_annotations.coco.json` files of a Roboflow COCO export's top `folder` (sorted)."""
+    return sorted(f for f in folder.glob(f"*/{ROBOFLOW_FILE}") if f.is_file())
 
 
 def subset_from_name(json_path: Path) -> str | None:
     """Subset named by a COCO file name: `instances_<s>.json` or `<s>.json` -> `<s>`;
     `instances.json` and CVAT's `instances_default.json` -> None."""
+    if json_path.name == ROBOFLOW_FILE:  # Roboflow: the subset is the folder (`valid` -> `val`)
+        folder = json_path.resolve().parent.name
+        return _SUBSET_ALIASES.get(folder, folder) if folder not in ("", ".") else None
     stem = json_path.stem
     if stem in _NO_SUBSET_STEMS:
         return None
@@ -34,7 +55,8 @@ def coco_root(json_path: Path) -> Path:
 
 
 def find_coco_files(path: Path) -> tuple[list[Path], list[Problem]]:
-    """The COCO json files of `path` (a .json file, or a folder with `annotations/*.json` or `*.json`).
+    """The COCO json files of `path` (a .json file, or a folder with `annotations/*.json` or `*.json`, or
+    Roboflow's `<subset>/_annotations.coco.json` files).
 
     In a folder holding `instances*.json` files, other json files (captions, keypoints, ...) are skipped
     with an info Problem. DatasetError when nothing is found.
@@ -49,8 +71,12 @@ def find_coco_files(path: Path) -> tuple[list[Path], list[Problem]]:
             files = sorted(f for f in folder.glob("*.json") if f.is_file() and not f.name.startswith("."))
             if files:
                 break
+    files = files or roboflow_files(path)
     if not files:
-        raise DatasetError(f"{path}: no COCO annotation file found; looked for annotations/*.json and *.json")
+        raise DatasetError(
+            f"{path}: no COCO annotation file found; looked for annotations/*.json, *.json and "
+            f"<subset>/{ROBOFLOW_FILE} (Roboflow)"
+        )
     instances = [f for f in files if f.stem.startswith("instances")]
     problems: list[Problem] = []
     if instances:
@@ -116,3 +142,4 @@ def copy_image(src: Path, dst: Path) -> None:
         raise DatasetError(f"{src}: image not found, cannot copy it to {dst} (write with copy_images=False to skip)")
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src, dst)
+    tick("copy")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,7 @@ class _Parser:
         self.subset = subset
         self.where = Location(str(path))
         self.problems: list[Problem] = []
+        self.sizes: dict[int, tuple[int, int]] = {}
 
     def problem(self, severity: str, code: str, message: str, **ids: int | None) -> None:
         self.problems.append(Problem(severity, code, message, self.where, **ids))  # type: ignore[arg-type]
@@ -165,6 +167,7 @@ class _Parser:
             path = resolve_image(root, json_dir, self.subset, file_name)
             width, height = self._size(item, image_id, path)
             kept[image_id] = ImageRecord(image_id, file_name, path, width, height, self.subset, self.where)
+            self.sizes[image_id] = (width, height)
         return tuple(kept.values())
 
     def annotations(
@@ -237,8 +240,23 @@ class _Parser:
             self.problem("warning", "coco.bad_value", message, image_id=image_id, annotation_id=ann_id)
         return Annotation(
             ann_id, image_id, category_id, bbox, segmentation, bool(crowd),
-            None if area is None else float(area), attributes, self.where,
+            None if area is None else float(area), attributes, self._box_source(item, image_id, bbox),
         )  # fmt: skip
+
+    def _box_source(self, item: dict[str, Any], image_id: int, bbox: tuple[float, ...]) -> Location:
+        """The file; for a box that checks may report (not finite, empty, past its image, all within [0, 1]),
+        also the annotation as written (`Location.item`: `annotation 11 (image 7): bbox [10, 10, -5, 20]`),
+        so messages quote the user's XYWH numbers, not detforge's XYXY. Clean boxes share one Location."""
+        x0, y0, x1, y1 = bbox
+        width, height = self.sizes.get(image_id, (0, 0))
+        clean = (
+            all(map(math.isfinite, bbox)) and x1 > x0 and y1 > y0 and x0 >= 0 and y0 >= 0
+            and (width <= 0 or x1 <= width) and (height <= 0 or y1 <= height) and max(x1, y1) > 1
+        )  # fmt: skip
+        if clean:
+            return self.where
+        written = json.dumps(item["bbox"])
+        return replace(self.where, item=f"annotation {item['id']} (image {item['image_id']}): bbox {written}")
 
 
 def parse_coco_file(path: Path) -> CocoFile:

@@ -177,6 +177,51 @@ def _cvat_path(root: Path, value: str) -> Path:
     return _first_existing(candidates)
 
 
+def _key(path: Path) -> str:
+    return os.path.normcase(os.path.abspath(path))
+
+
+def _looks_like_list(path: Path) -> bool:
+    """True when the first non-empty line of `path` names an image file."""
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace") as f:
+            first = next((line.strip() for line in f if line.strip()), "")
+    except OSError:
+        return False
+    return Path(first).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _cvat_unread(root: Path, obj_data: Path, lists_read: set[str], images_read: set[str]) -> list[Problem]:
+    """What a CVAT YOLO 1.1 export holds but `obj.data` does not lead to: images of `obj_<subset>_data/`
+    folders that no read list or folder contains, and `<subset>.txt` image lists it does not name."""
+    where = Location(str(obj_data))
+    problems: list[Problem] = []
+    for folder in sorted(f for f in root.glob("obj_*_data") if f.is_dir()):
+        subset = folder.name[len("obj_") : -len("_data")]
+        images = sorted(_list_folder(folder))
+        unread = [im for im in images if _key(im) not in images_read]
+        if not unread:
+            continue
+        names = ", ".join(im.name for im in unread[:5]) + (", ..." if len(unread) > 5 else "")
+        if len(unread) == len(images):
+            why = f"obj.data names no subset {subset!r} (add the line '{subset} = data/{subset}.txt' to read them)"
+        else:
+            why = "the subset's image list does not contain them"
+        problems.append(
+            Problem("warning", "yolo.images_not_read", f"{folder.name}/ holds {len(unread)} image(s) that were not "
+                    f"read ({names}): {why}", where)
+        )  # fmt: skip
+    for list_file in sorted(root.glob("*.txt")):
+        if _key(list_file) in lists_read or not list_file.is_file():
+            continue
+        if (root / f"obj_{list_file.stem}_data").is_dir() or _looks_like_list(list_file):
+            problems.append(
+                Problem("warning", "yolo.list_not_read", f"{list_file.name} is an image list that obj.data does not "
+                        f"name; not read (add the line '{list_file.stem} = data/{list_file.name}' to read it)", where)
+            )  # fmt: skip
+    return problems
+
+
 def _cvat(obj_data: Path) -> YoloLayout:
     root = obj_data.parent
     entries = read_obj_data(obj_data)
@@ -190,6 +235,7 @@ def _cvat(obj_data: Path) -> YoloLayout:
             )
     problems: list[Problem] = []
     subsets: list[SubsetFiles] = []
+    lists_read: set[str] = set()
     for key, (value, line) in entries.items():
         if key in _OBJ_DATA_KEYS:
             continue
@@ -197,6 +243,7 @@ def _cvat(obj_data: Path) -> YoloLayout:
         folder = root / f"obj_{key}_data"
         if list_file.is_file():
             images = _read_list(list_file, lambda entry: _cvat_path(root, entry))
+            lists_read.add(_key(list_file))
         elif folder.is_dir():
             images = _list_folder(folder)
             problems.append(
@@ -212,6 +259,8 @@ def _cvat(obj_data: Path) -> YoloLayout:
         subsets.append(_subset(key, images, label_beside, problems, Location(str(obj_data), line)))
     if not subsets:
         raise DatasetError(f"{obj_data}: no subset with images (expected lines like 'train = data/train.txt')")
+    images_read = {_key(im) for sub in subsets for im in sub.images}
+    problems += _cvat_unread(root, obj_data, lists_read, images_read)
     return YoloLayout(root, categories, tuple(subsets), tuple(problems))
 
 

@@ -2,6 +2,10 @@
 
 Reading: one json file, or a folder with `annotations/*.json` or `*.json`; the subset comes from the
 file name (`instances_<s>.json` or `<s>.json` -> `<s>`; `instances.json`/`instances_default.json` -> None).
+Roboflow's export is read at its top folder: `<s>/_annotations.coco.json` with images beside it, subset
+`<s>` (its `valid` folder is the subset `val`); the workspace class Roboflow lists as category 0 (no
+annotation uses it, every other category names it as supercategory) is left out (info
+`coco.roboflow_superclass`), so that training does not learn a class that has no boxes.
 Boxes go from COCO XYWH to detforge XYXY pixels; category ids are kept as written (gaps and 0 allowed).
 
 Problem codes (`Dataset.problems`; the item is left out unless said otherwise):
@@ -19,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from detforge.data.dataset import Dataset
-from detforge.data.formats._coco_files import coco_root, find_coco_files
+from detforge.data.formats._coco_files import ROBOFLOW_FILE, coco_root, find_coco_files
 from detforge.data.formats._coco_parse import CocoFile, parse_coco_file
 from detforge.data.formats._coco_write import write_coco_dataset
 from detforge.errors import DatasetError
@@ -58,11 +62,21 @@ def _offset(ids: set[int], used: set[int]) -> int:
 
 
 def _shift_problem(p: Problem, image_shift: int, ann_shift: int) -> Problem:
+    """`p` with detforge's shifted ids; its location keeps the ids as written (which its message quotes)."""
+    written = [f"{kind} {i}" for kind, i in (("image", p.image_id), ("annotation", p.annotation_id)) if i is not None]
     return replace(
         p,
+        location=_written(p.location, ", ".join(written)) if written else p.location,
         image_id=None if p.image_id is None else p.image_id + image_shift,
         annotation_id=None if p.annotation_id is None else p.annotation_id + ann_shift,
     )
+
+
+def _written(source: Location | None, item: str) -> Location | None:
+    """`source` naming its item by the ids as written in the file (kept when the reader already quoted it)."""
+    if source is None or source.item:
+        return source
+    return replace(source, item=item)
 
 
 def _shifted(f: CocoFile, used_images: set[int], used_anns: set[int]) -> tuple[CocoFile, list[Problem]]:
@@ -83,8 +97,16 @@ def _shifted(f: CocoFile, used_images: set[int], used_anns: set[int]) -> tuple[C
             )
     if not (image_shift or ann_shift):
         return f, notes
-    images = tuple(replace(im, id=im.id + image_shift) for im in f.images)
-    anns = tuple(replace(a, id=a.id + ann_shift, image_id=a.image_id + image_shift) for a in f.annotations)
+    images = tuple(replace(im, id=im.id + image_shift, source=_written(im.source, f"image {im.id}")) for im in f.images)
+    anns = tuple(
+        replace(
+            a,
+            id=a.id + ann_shift,
+            image_id=a.image_id + image_shift,
+            source=_written(a.source, f"annotation {a.id} (image {a.image_id})"),
+        )
+        for a in f.annotations
+    )
     problems = tuple(_shift_problem(p, image_shift, ann_shift) for p in f.problems)
     return replace(f, images=images, annotations=anns, problems=problems), notes
 
@@ -115,8 +137,31 @@ def read_coco(path: Path) -> Dataset:
         problems += f.problems
         used_images.update(im.id for im in f.images)
         used_anns.update(a.id for a in f.annotations)
+    if any(f.name == ROBOFLOW_FILE for f in json_files):
+        categories, note = _without_roboflow_superclass(categories, annotations, json_files[0])
+        problems += note
     root = path if path.is_dir() else coco_root(path)
     return Dataset(tuple(images), tuple(annotations), categories, root, "coco", tuple(problems))
+
+
+def _without_roboflow_superclass(
+    categories: Categories, annotations: list[Annotation], where: Path
+) -> tuple[Categories, list[Problem]]:
+    """Roboflow's category 0 (the workspace's name, supercategory of every other class, never used) left out."""
+    zero = next((c for c in categories if c.id == 0), None)
+    others = [c for c in categories if c.id != 0]
+    if zero is None or not others or any(a.category_id == 0 for a in annotations):
+        return categories, []
+    if any(c.supercategory != zero.name for c in others):
+        return categories, []
+    note = Problem(
+        "info",
+        "coco.roboflow_superclass",
+        f"category 0 ({zero.name!r}) is Roboflow's workspace class (no annotation uses it; it is the "
+        "supercategory of every other class); left out of the classes",
+        Location(str(where)),
+    )
+    return Categories(tuple(others)), [note]
 
 
 def write_coco(dataset: Dataset, out: Path, *, copy_images: bool = True) -> Path:

@@ -6,7 +6,7 @@ an axis-aligned one silently. Shapes detforge cannot train on are skipped with a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
@@ -64,6 +64,30 @@ def _attributes(elem: Element) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in pairs if k))
 
 
+def _image_ident(elem: Element) -> str | None:
+    """`image 0` for `<image id="0">` (the user's id, not detforge's 1..M); None without an id."""
+    ident = elem.attrib.get("id")
+    return f"image {ident}" if ident else None
+
+
+def _image_label(elem: Element) -> str:
+    """The image as the file names it: `image 0 (a.jpg)` for `<image id="0" name="a.jpg">`."""
+    ident = _image_ident(elem)
+    name = elem.attrib.get("name", "")
+    return f"{ident} ({name})" if ident else f"image {name!r}"
+
+
+def _shape_item(elem: Element, image: str) -> str:
+    """A shape as written, for messages: `<box label="cat" xtl="10" ytl="10" xbr="5" ybr="30"> on image 0 (a.jpg)`."""
+    keys = ("label", "xtl", "ytl", "xbr", "ybr", "rotation") if elem.tag == "box" else ("label", "points")
+    written = " ".join(f'{k}="{_shorten(elem.attrib[k])}"' for k in keys if k in elem.attrib)
+    return f"<{elem.tag} {written}> on {image}"
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _parse_points(text: str) -> tuple[float, ...] | None:
     values: list[float] = []
     for pair in text.split(";"):
@@ -76,7 +100,8 @@ def _parse_points(text: str) -> tuple[float, ...] | None:
 
 
 def _parse_shape(elem: Element, image_name: str, doc: XmlDocument, problems: list[Problem]) -> _Shape | None:
-    where = doc.location(elem)
+    """`image_name` is the image's label as the file names it (`_image_label`)."""
+    where = replace(doc.location(elem), item=_shape_item(elem, image_name))
     label = elem.attrib.get("label", "")
     if elem.tag == "box":
         rotation = parse_number(elem.attrib.get("rotation", "0"))
@@ -197,16 +222,18 @@ def read_cvat(path: Path) -> Dataset:
             image_path = _image_path(root, xml_path.parent, name, subset)
             width, height = _size(image_elem, image_path)
             image_id = len(images) + 1
-            images.append(ImageRecord(image_id, name, image_path, width, height, subset, doc.location(image_elem)))
+            label = _image_label(image_elem)
+            image_where = replace(doc.location(image_elem), item=_image_ident(image_elem))
+            images.append(ImageRecord(image_id, name, image_path, width, height, subset, image_where))
             for elem in image_elem:
-                where = doc.location(elem)
+                where = replace(doc.location(elem), item=_shape_item(elem, label))
                 if elem.tag not in ("box", "polygon"):
                     if elem.tag in _UNSUPPORTED:
                         problems.append(
                             Problem(
                                 "warning",
                                 "shape.unsupported",
-                                f"{name}: <{elem.tag}> "
+                                f"{label}: <{elem.tag}> "
                                 f"{elem.attrib.get('label', '')!r} skipped (detforge reads boxes and "
                                 "polygons)",
                                 where,
@@ -214,12 +241,12 @@ def read_cvat(path: Path) -> Dataset:
                             )
                         )
                     continue
-                shape = _parse_shape(elem, name, doc, problems)
+                shape = _parse_shape(elem, label, doc, problems)
                 if shape is None:
                     continue
                 if shape.label not in file_names:
                     what = f"label {shape.label!r}" if shape.label else "an empty label"
-                    message = f"{name}: <{elem.tag}> has {what}, not one of the task's labels {file_names}; left out"
+                    message = f"{label}: <{elem.tag}> has {what}, not one of the task's labels {file_names}; left out"
                     code = "label.unknown" if shape.label else "label.missing"
                     problems.append(Problem("error", code, message, where, image_id))
                     continue

@@ -99,6 +99,8 @@ def detect_format(path: str | Path) -> str:
                 kind = _xml_kind(f)
                 if kind:
                     return kind
+    if any(_json_kind(f) == "coco" for f in path.glob("*/_annotations.coco.json")):  # Roboflow's COCO export
+        return "coco"
     if (path / "labels").is_dir() and (path / "images").is_dir():
         return "yolo"
     for split in ("train", "val", "test"):  # LabelMe files in split sub-folders (as detforge writes them)
@@ -110,5 +112,5 @@ def detect_format(path: str | Path) -> str:
     raise DatasetError(
         f"{path}: cannot tell the dataset format of this folder. Looked for: data.yaml or obj.names (YOLO), "
         "Annotations/ (VOC), annotations/*.json or *.json (COCO, LabelMe, Label Studio), *.xml (CVAT, VOC), "
-        "images/ + labels/ (YOLO). Pass --format to choose one."
+        "<subset>/_annotations.coco.json (Roboflow COCO), images/ + labels/ (YOLO). Pass --format to choose one."
     )

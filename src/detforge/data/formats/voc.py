@@ -17,6 +17,7 @@ from detforge.data.images import declared_size, displayed_size
 from detforge.data.transcriptions import text_attribute_pairs, text_write_name
 from detforge.errors import DatasetError
 from detforge.fileio import atomic_write_bytes, atomic_write_text
+from detforge.progress import tick
 from detforge.structures import Annotation, BBox, Categories, ImageRecord, Location, Problem
 
 __all__ = ["read_voc", "write_voc"]
@@ -317,6 +318,7 @@ def _copy_image(src: Path, dst: Path, image_id: int) -> None:
         raise DatasetError(f"image {image_id}: {dst} already exists and differs from {src}; not overwriting it")
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src, dst)
+    tick("copy")
 
 
 def write_voc(dataset: Dataset, out: Path, *, copy_images: bool = True) -> Path:

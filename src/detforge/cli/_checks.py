@@ -1,0 +1,189 @@
+"""Input checks the CLI makes before it imports torch: numbers in range, paths that exist and are the right kind.
+
+Argument types (`positive_int`, `fraction`, ...) turn a bad number into a one-line usage error. The path
+checks raise DetforgeError subclasses, which `detforge.cli.main` prints as one line; they run at the top of
+a handler, so a typo costs a fraction of a second instead of the seconds torch takes to import.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from detforge.errors import CheckpointError, ConfigError, DatasetError
+
+__all__ = [
+    "MODEL_SUFFIXES",
+    "at_least",
+    "check_config",
+    "existing_path",
+    "fraction",
+    "image_source",
+    "int_between",
+    "model_file",
+    "non_negative_float",
+    "non_negative_int",
+    "output_file",
+    "output_folder",
+    "overlap",
+    "port",
+    "positive_float",
+    "positive_int",
+    "precision",
+]
+
+MODEL_SUFFIXES = (".pt", ".pth", ".onnx", ".ts")
+"""What detforge runs as a model: a model artifact (a run's `model.pt`) or an exported .onnx / .ts file."""
+
+_MODELS_ARE = "models are a run's model.pt (from detforge train) or an exported .onnx / .ts file (from detforge export)"
+
+
+def int_between(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """argparse type: an integer from `minimum` to `maximum` (no upper bound when None)."""
+    expected = f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return value
+
+    return parse
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer >= `minimum`."""
+    return int_between(minimum)
+
+
+positive_int = at_least(1)
+non_negative_int = at_least(0)
+port = int_between(0, 65535)
+"""argparse type: a TCP port (0: any free port)."""
+
+
+def _number(low: float, high: float, *, high_open: bool = False, low_open: bool = False) -> Callable[[str], float]:
+    left, right = "(" if low_open else "[", ")" if high_open else "]"
+    expected = f"a number in {left}{low:g}, {high:g}{right}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        below = value <= low if low_open else value < low
+        above = value >= high if high_open else value > high
+        if value != value or below or above:  # value != value: NaN
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+
+    return parse
+
+
+fraction = _number(0.0, 1.0)
+"""argparse type: a number in [0, 1] (score thresholds, split ratios)."""
+precision = _number(0.0, 1.0, low_open=True)
+"""argparse type: a number in (0, 1] (a precision to reach)."""
+overlap = _number(0.0, 1.0, high_open=True)
+"""argparse type: a number in [0, 1) (tile overlap)."""
+positive_float = _number(0.0, float("inf"), low_open=True, high_open=True)
+"""argparse type: a finite number > 0."""
+non_negative_float = _number(0.0, float("inf"), high_open=True)
+"""argparse type: a finite number >= 0."""
+
+
+def model_file(path: Path) -> Path:
+    """`path` when it can be a model; CheckpointError saying which files are models otherwise.
+
+    A folder holding `model.pt` (a run folder) is answered with that file's path as the suggestion.
+    """
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file; {_MODELS_ARE}")
+    if path.is_dir():
+        inside = path / "model.pt"
+        hint = f"; did you mean {inside}?" if inside.is_file() else f"; {_MODELS_ARE}"
+        raise CheckpointError(f"{path} is a folder, not a model file{hint}")
+    if path.suffix.lower() not in MODEL_SUFFIXES:
+        raise CheckpointError(f"{path} is not a model file; {_MODELS_ARE}")
+    if not _looks_like_model(path):
+        raise CheckpointError(f"{path} is not a model file (its content is no model format); {_MODELS_ARE}")
+    return path
+
+
+def _looks_like_model(path: Path) -> bool:
+    """Whether the first bytes of `path` are those of a format detforge loads: an ONNX protobuf (field 1,
+    ir_version, comes first), a zip archive (torch.save, TorchScript), a legacy pickle from torch.save, or a
+    safetensors file (8-byte header length, then a JSON object). Unreadable files pass: the loader reports."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(9)
+    except OSError:
+        return True
+    if path.suffix.lower() == ".onnx":
+        return head[:1] == b"\x08"
+    return head.startswith((b"PK", b"\x80")) or (len(head) == 9 and head[8:9] == b"{")
+
+
+def existing_path(path: Path, what: str = "dataset") -> Path:
+    """`path` when it exists (a dataset folder or annotation file, an image, ...); DatasetError naming `what`
+    otherwise."""
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or folder (expected the {what})")
+    return path
+
+
+def image_source(source: str) -> str:
+    """`source` (an image file, folder or glob) unless it is neither a glob nor an existing path."""
+    if not any(c in source for c in "*?[") and not Path(source).exists():
+        raise DatasetError(f"{source}: no such file or folder (and not a glob pattern)")
+    return source
+
+
+def output_folder(path: Path | None, flag: str) -> Path | None:
+    """`path` unless it exists and is not a folder, or a parent of it is a file (ConfigError naming `flag`)."""
+    if path is None:
+        return None
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a file; expected a folder (new, or one detforge wrote)")
+    _no_file_above(path, flag)
+    return path
+
+
+def _no_file_above(path: Path, flag: str) -> None:
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{flag} {path}: {parent} is a file, so it cannot hold {path.name}")
+            return
+
+
+def output_file(path: Path | None, flag: str) -> Path | None:
+    """`path` unless it is an existing folder or its parent is a file (ConfigError naming `flag`)."""
+    if path is None:
+        return None
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a folder; expected a file name")
+    _no_file_above(path, flag)
+    return path
+
+
+def check_config(path: Path | None, overrides: Sequence[str], *, time: str | None = None) -> None:
+    """Validate `detforge train`'s config file or dataset path and `key=value` overrides without torch.
+
+    Raises what `detforge.config.load_config` raises (ConfigError naming the key and the nearest valid
+    one) and DatasetError for a dataset path that does not exist.
+    """
+    from detforge.api.train import _is_config_file  # the same test `train` makes: config or dataset
+    from detforge.config import load_config
+
+    extra = list(overrides) + ([f"train.time={time}"] if time else [])
+    if path is not None and _is_config_file(path):
+        load_config(path, extra)
+        return
+    if path is not None:
+        existing_path(path, "dataset or detforge YAML config")
+    load_config(None, extra)

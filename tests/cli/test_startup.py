@@ -1,0 +1,68 @@
+"""Starting the CLI is cheap: importing it, parsing any verb's arguments, `detforge models` and input errors
+never import torch (torch alone takes seconds to import)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+_PARSE_EVERY_VERB = """
+import sys
+from detforge.cli import build_parser
+parser = build_parser()
+for argv in (["data", "check", "d"], ["data", "stats", "d"], ["data", "show", "d", "--out", "o"],
+             ["data", "split", "d", "--out", "o"], ["data", "convert", "d", "o", "--to", "yolo"],
+             ["data", "sample", "o"], ["train", "d", "train.lr=0.1"], ["eval", "m.pt", "d"],
+             ["predict", "m.pt", "d"], ["export", "m.pt"], ["benchmark", "m.pt"], ["serve", "m.pt"],
+             ["models"], ["config", "show"], ["index", "m.pt", "d", "--out", "o"]):
+    parser.parse_args(argv)
+print(sorted(m for m in ("torch", "torchvision", "numpy") if m in sys.modules))
+"""
+
+_RUN = """
+import sys
+from detforge.cli import main
+status = main(sys.argv[1:])
+print("TORCH" if "torch" in sys.modules else "no torch", status)
+"""
+
+
+def _python(code: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_importing_the_cli_and_parsing_any_verb_does_not_import_torch() -> None:
+    result = _python(_PARSE_EVERY_VERB)
+    assert result.returncode == 0, result.stderr
+    assert "torch" not in result.stdout.strip().splitlines()[-1], result.stdout
+
+
+def test_input_errors_and_models_answer_without_torch(tmp_path: Path) -> None:
+    data = tmp_path / "tiny"
+    data.mkdir()
+    Image.new("RGB", (32, 24)).save(data / "a.png")
+    coco = {
+        "images": [{"id": 1, "file_name": "a.png", "width": 32, "height": 24}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 10, 10], "area": 100, "iscrowd": 0}],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    (data / "annotations.json").write_text(json.dumps(coco))
+    (tmp_path / "notes.txt").write_text("x")
+    for argv, status in (
+        (["train", str(data), "train.lrr=0.1"], 1),
+        (["eval", str(tmp_path / "missing.pt"), str(data)], 1),
+        (["eval", str(tmp_path / "notes.txt"), str(data)], 1),
+        (["predict", str(tmp_path / "missing.pt"), str(data)], 1),
+        (["export", str(tmp_path / "missing.pt")], 1),
+        (["benchmark", str(tmp_path / "missing.onnx")], 1),
+        (["serve", str(tmp_path / "missing.pt")], 1),
+        (["index", str(tmp_path / "missing.pt"), str(data), "--out", str(tmp_path / "o")], 1),
+        (["models"], 0),
+        (["models", "--json"], 0),
+    ):
+        result = _python(_RUN, *argv, cwd=tmp_path)
+        assert result.stdout.strip().splitlines()[-1] == f"no torch {status}", (argv, result.stdout, result.stderr)
