@@ -36,23 +36,11 @@ from detforge.errors import DatasetError
 from detforge.evaluation.matching import greedy_match, iou_matrix
 from detforge.structures import Annotation, Categories, ImageRecord
 from detforge.structures.detections import Detections
-from detforge.structures.text import normalize_text
+from detforge.structures.text import edit_distance, normalize_text
 
 __all__ = ["Misread", "MisreadExample", "ReadMetrics", "edit_distance", "has_read_data", "read_metrics"]
 
 
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance between `a` and `b`: the fewest single-character insertions, deletions and
-    substitutions turning one into the other (Unicode code points; no normalisation here)."""
-    if len(a) < len(b):
-        a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, start=1):
-        current = [i]
-        for j, cb in enumerate(b, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from detforge.errors import DetforgeError
 from detforge.reading.base import TextRead
 from detforge.reading.crops import crop_regions
 from detforge.reading.settings import ReadSettings
+from detforge.structures.text import edit_distance
 
 __all__ = ["TesseractReader", "edit_distance"]
 
@@ -107,12 +108,3 @@ class TesseractReader:
         return f"TesseractReader(binary={self.binary!r}, lang={self.lang!r})"
 
 
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance between `a` and `b` (insertions, deletions and substitutions each cost 1)."""
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, start=1):
-        current = [i]
-        for j, cb in enumerate(b, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
