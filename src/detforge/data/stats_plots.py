@@ -111,6 +111,16 @@ def _log_limits(values: np.ndarray, top: float | None = None) -> tuple[float, fl
     return (lo, hi) if hi > lo else (lo / 2, hi * 2)
 
 
+def _log_histogram(ax: Axes, values: np.ndarray, color: str, *, percent: bool = False) -> None:
+    """A 40-bin histogram of positive `values` on a log x axis fitted to them, with plain tick labels."""
+    lo, hi = _log_limits(values)
+    ax.hist(values, bins=[float(e) for e in np.geomspace(lo, hi, 41)], color=color)
+    ax.set_xscale("log")
+    ax.set_xlim(lo, hi)
+    _plain_log_ticks(ax, "x", percent=percent)
+    _integer_ticks(ax, "y")
+
+
 def _no_data(ax: Axes) -> None:
     ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
     ax.set_xticks([])
@@ -159,12 +169,7 @@ def _plot_relative_size(m: BoxMeasures) -> Callable[[Axes], None]:
     def draw(ax: Axes) -> None:
         if values.size == 0:
             return _no_data(ax)
-        lo, hi = _log_limits(values)
-        ax.hist(values, bins=[float(e) for e in np.geomspace(lo, hi, 41)], color="#009E73")
-        ax.set_xscale("log")
-        ax.set_xlim(lo, hi)
-        _plain_log_ticks(ax, "x", percent=True)
-        _integer_ticks(ax, "y")
+        _log_histogram(ax, values, "#009E73", percent=True)
         median = float(np.median(values))
         ax.axvline(median, color="#333333", linestyle="--", linewidth=1)
         ax.set_xlabel("box side relative to image side: sqrt(box area / image area), log scale")
@@ -241,12 +246,7 @@ def _plot_aspect_ratio(m: BoxMeasures) -> Callable[[Axes], None]:
     def draw(ax: Axes) -> None:
         if values.size == 0:
             return _no_data(ax)
-        lo, hi = _log_limits(values)
-        ax.hist(values, bins=[float(e) for e in np.geomspace(lo, hi, 41)], color="#CC79A7")
-        ax.set_xscale("log")
-        ax.set_xlim(lo, hi)
-        _plain_log_ticks(ax, "x")
-        _integer_ticks(ax, "y")
+        _log_histogram(ax, values, "#CC79A7")
         ax.set_xlabel("aspect ratio width / height (log scale)")
         ax.set_ylabel("boxes")
         ax.set_title("Box aspect ratio")

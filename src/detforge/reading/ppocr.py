@@ -204,14 +204,6 @@ def _rt_info(model: Any, key: str) -> str | None:
     return None
 
 
-def _importable(name: str) -> bool:
-    try:
-        importlib.import_module(name)
-    except ImportError:
-        return False
-    return True
-
-
 def _import(name: str, command: str) -> Any:
     try:
         return importlib.import_module(name)
