@@ -54,8 +54,8 @@ def build_tiny_detector(name: str, *, num_classes: int, size: int = SIZE, **kwar
     from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
     from torchvision.ops import MultiScaleRoIAlign
 
-    from detforge.models.builders import BackboneSetup
     from detforge.models.detector import Detector
+    from detforge.models.torchvision_graphs import BackboneSetup
     from detforge.models.weights import WeightsReport
 
     backbone = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.BatchNorm2d(8), nn.ReLU())

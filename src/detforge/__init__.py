@@ -10,6 +10,7 @@ The public API (same verbs and parameter names as the `detforge` command line)::
 Importing detforge does not import torch; training and inference import it when used.
 """
 
+from detforge._version import __version__
 from detforge.api import (
     benchmark,
     check,
@@ -29,8 +30,6 @@ from detforge.api import (
 from detforge.data.dataset import Dataset
 from detforge.data.formats import load_dataset, write_dataset
 from detforge.errors import CheckpointError, ConfigError, DatasetError, DetforgeError, InvalidImage
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",

@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "engine": {"models", "data", "evaluation", "config", "reading"},
     "indexing": {"inference", "reading", "data", "visualization", "export"},
 }
-ALWAYS = {"errors", "fileio", "outdir", "pixels", "progress", "structures", "__init__"}
+ALWAYS = {"_version", "errors", "fileio", "outdir", "pixels", "progress", "structures", "__init__"}
 # Modules of the data stage that may use torch (the training input pipeline); the rest of the
 # data stage must stay importable without torch so that `detforge data ...` starts fast.
 TORCH_OK_IN_DATA = {"transforms.py", "loader.py", "sampler.py"}
@@ -52,6 +52,10 @@ def test_stage_imports_follow_house_rules(stage: str, path: Path) -> None:
     allowed = ALLOWED.get(stage, set()) | ALWAYS | {stage}
     for name in _imports(path):
         parts = name.split(".")
+        assert name != "detforge", (
+            f"{path.relative_to(SRC)} imports the package top (`from detforge import ...`), which imports the "
+            "public API and every stage: import the leaf module instead (e.g. detforge._version)"
+        )
         if parts[0] != "detforge" or len(parts) < 2:
             continue
         assert parts[1] in allowed, (

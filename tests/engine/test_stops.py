@@ -85,7 +85,7 @@ def test_early_stopping_on_the_chosen_metric(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("detforge.engine.trainer.run_evaluation", _fake_evaluations(values, metric))
+    monkeypatch.setattr("detforge.engine.train_job.run_evaluation", _fake_evaluations(values, metric))
     config = make_config(f"eval.metric={metric}", "eval.period=1", "eval.patience=2", "train.max_iter=10")
     result = train_from_config(config, out_dir=tmp_path / "run", progress=False)
     assert result.stop_reason == "early_stopping"

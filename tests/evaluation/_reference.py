@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detforge.evaluation.errors import _BKG, _BOTH, _CLS, _DUP, _LOC
+from detforge.evaluation.error_analysis import _BKG, _BOTH, _CLS, _DUP, _LOC
 from detforge.evaluation.matching import RECALL_THRESHOLDS, Matches, greedy_match, iou_matrix
 from detforge.structures import Annotation, Categories, ImageRecord
 from detforge.structures.detections import Detections

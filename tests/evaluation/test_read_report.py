@@ -14,7 +14,7 @@ from PIL import Image
 
 from detforge.cli import main
 from detforge.errors import ConfigError
-from detforge.evaluation.evaluate import evaluate_predictions
+from detforge.evaluation.evaluate_predictions import evaluate_predictions
 from detforge.evaluation.report_read import CROP_HEIGHT, crop_box
 from detforge.evaluation.results_io import to_coco_results
 from detforge.structures import Annotation, Categories, ImageRecord

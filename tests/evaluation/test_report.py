@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from detforge.evaluation.evaluate import evaluate_predictions
+from detforge.evaluation.evaluate_predictions import evaluate_predictions
 from detforge.evaluation.matching import match_detections
 from detforge.evaluation.report import GALLERY_STYLE, draw_image_errors, worst_images
 from detforge.structures import Annotation, Categories, ImageRecord

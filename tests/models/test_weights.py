@@ -17,7 +17,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from detforge.errors import CheckpointError
 from detforge.models import MODELS, BackboneSetup, build_detector
 from detforge.models import weights as weights_module
-from detforge.models.builders import build_module, fasterrcnn_mobilenet_v2_fpn
+from detforge.models.torchvision_graphs import build_module, fasterrcnn_mobilenet_v2_fpn
 from detforge.models.weights import read_state_file
 
 TINY = {"min_size": 64, "max_size": 96}

@@ -197,7 +197,7 @@ def test_a_stalled_worker_times_out_instead_of_hanging(coco: Path, monkeypatch: 
 def test_training_names_an_image_removed_after_the_dataset_was_read(
     coco: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
-    from detforge.engine import trainer
+    from detforge.engine import train_job as trainer
 
     victim = coco / "images" / "train" / "004.png"
     real_splits = trainer.load_splits

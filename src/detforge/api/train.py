@@ -118,7 +118,7 @@ def train(
 
     from detforge.engine import train_from_config
     from detforge.engine.reading import read_settings_from_config
-    from detforge.engine.trainer import RESULT_FILE
+    from detforge.engine.train_job import RESULT_FILE
     from detforge.fileio import atomic_write_json
 
     if resume:

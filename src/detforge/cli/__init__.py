@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from detforge import __version__
+from detforge._version import __version__
 from detforge.cli._parser import CliParser, add_verbose_everywhere
 from detforge.errors import DetforgeError
 
@@ -15,7 +15,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from detforge.cli import data, export, index, infer, models, serve, train
+    from detforge.cli import data, evaluate, export, index, models, predict, serve, train
 
     parser = CliParser(
         prog="detforge",
@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(commands)
     serve.add_parser(commands)
     export.add_parsers(commands)
-    infer.add_parsers(commands)
+    evaluate.add_parsers(commands)
+    predict.add_parsers(commands)
     index.add_parser(commands)
     add_verbose_everywhere(parser)
     return parser

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from detforge.cli import _checks as checks
 from detforge.cli._checks import fraction, positive_int
-from detforge.cli.infer import RUNTIME_HELP, RUNTIMES
+from detforge.cli._model_args import RUNTIME_HELP, RUNTIMES
 
 __all__ = ["add_parser"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from detforge.cli import _checks as checks
 from detforge.cli._checks import non_negative_float, port, positive_float, positive_int
-from detforge.cli.infer import RUNTIME_HELP, RUNTIMES, add_read_arguments
+from detforge.cli._model_args import RUNTIME_HELP, RUNTIMES, add_read_arguments
 
 __all__ = ["add_parser"]
 

@@ -42,7 +42,7 @@ def _worker(
             "MASTER_PORT": str(port),
         }
     )
-    from detforge.engine.trainer import train_from_config
+    from detforge.engine.train_job import train_from_config
 
     try:
         train_from_config(config, out_dir=Path(out_dir), resume=resume, devices=world_size, progress=progress)

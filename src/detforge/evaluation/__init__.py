@@ -3,7 +3,7 @@ score-threshold calibration, read accuracy and the HTML report."""
 
 from detforge.evaluation.calibration import Calibration, CalibrationError, calibrate_threshold
 from detforge.evaluation.coco import CocoEvaluator
-from detforge.evaluation.evaluate import EvaluationResult, coco_metrics, evaluate_predictions
+from detforge.evaluation.evaluate_predictions import EvaluationResult, coco_metrics, evaluate_predictions
 from detforge.evaluation.metrics import STAT_NAMES, CocoMetrics
 from detforge.evaluation.report import write_eval_report
 from detforge.evaluation.results_io import load_coco_results, to_coco_results

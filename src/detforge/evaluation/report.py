@@ -20,7 +20,7 @@ from detforge.errors import DetforgeError
 from detforge.evaluation.analysis import ClassTable, ConfusionMatrix, PRCurves
 from detforge.evaluation.bootstrap import BootstrapCI
 from detforge.evaluation.calibration import Calibration
-from detforge.evaluation.errors import ERROR_TYPES, FIX_NAMES, ErrorBreakdown
+from detforge.evaluation.error_analysis import ERROR_TYPES, FIX_NAMES, ErrorBreakdown
 from detforge.evaluation.matching import Matches, match_detections
 from detforge.evaluation.metrics import STAT_NAMES, CocoMetrics
 from detforge.evaluation.report_plots import confusion_png, errors_png, f1_png, pr_png

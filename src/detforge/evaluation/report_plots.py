@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from detforge.evaluation.analysis import CONFIDENCE_GRID, ConfusionMatrix, PRCurves
-from detforge.evaluation.errors import FIX_NAMES, ErrorBreakdown
+from detforge.evaluation.error_analysis import FIX_NAMES, ErrorBreakdown
 from detforge.evaluation.matching import RECALL_THRESHOLDS
 
 if TYPE_CHECKING:

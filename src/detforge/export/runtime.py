@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from detforge import __version__
+from detforge._version import __version__
 from detforge.export.metadata import ExportError, ExportMetadata
 from detforge.export.torchscript import TorchScriptDetector, _check_image, graph_detections
 from detforge.inference.predictor import Predictor, SupportsPredict

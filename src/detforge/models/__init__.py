@@ -13,9 +13,9 @@ if TYPE_CHECKING:
     from detforge.models.aliases import ALIASES, Alias, resolve_model_name
     from detforge.models.artifact import ModelSpec, load_model, save_model
     from detforge.models.build import build_detector
-    from detforge.models.builders import BackboneSetup
     from detforge.models.detector import DetectionParams, Detector
     from detforge.models.info import MODEL_NAMES, MODEL_ROWS, ModelInfo, ModelRow
+    from detforge.models.torchvision_graphs import BackboneSetup
     from detforge.models.weights import WeightsReport
     from detforge.models.zoo import MODELS, get_model_info, model_table
 

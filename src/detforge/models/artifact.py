@@ -20,11 +20,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from detforge import __version__
+from detforge._version import __version__
 from detforge.errors import CheckpointError, ConfigError
 from detforge.models.artifact_io import FORMAT_VERSION, read_artifact, write_artifact
-from detforge.models.builders import BackboneSetup, build_module
 from detforge.models.detector import DetectionParams, Detector
+from detforge.models.torchvision_graphs import BackboneSetup, build_module
 from detforge.models.zoo import MODELS
 from detforge.reading.settings import ReadSettings
 

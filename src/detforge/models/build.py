@@ -8,9 +8,9 @@ from typing import Literal
 
 from detforge.errors import CheckpointError, ConfigError
 from detforge.models.aliases import resolve_model_name
-from detforge.models.builders import BackboneSetup, build_module
 from detforge.models.detector import DetectionParams, Detector
 from detforge.models.info import ModelInfo
+from detforge.models.torchvision_graphs import BackboneSetup, build_module
 from detforge.models.weights import (
     Downloader,
     StateFile,

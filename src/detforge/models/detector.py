@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _NormBase
 from torch.nn.modules.dropout import _DropoutNd
 
-from detforge.models.builders import BackboneSetup
+from detforge.models.torchvision_graphs import BackboneSetup
 from detforge.structures.detections import Detections, Target
 
 __all__ = ["DetectionParams", "Detector"]

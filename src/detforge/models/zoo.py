@@ -12,8 +12,8 @@ from torchvision.models import MobileNet_V2_Weights, MobileNet_V3_Large_Weights,
 from torchvision.models import detection as tvd
 
 from detforge.models.aliases import resolve_model_name
-from detforge.models.builders import BackboneSetup, build_module, fasterrcnn_mobilenet_v2_fpn
 from detforge.models.info import MODEL_ROWS, ModelInfo, ModelRow
+from detforge.models.torchvision_graphs import BackboneSetup, build_module, fasterrcnn_mobilenet_v2_fpn
 
 __all__ = [
     "MODELS",

@@ -2,7 +2,7 @@
 
 from detforge.serving.app import create_app
 from detforge.serving.batching import Batcher, BatchResult, QueueFull, ShuttingDown
-from detforge.serving.errors import ApiError
+from detforge.serving.http_errors import ApiError
 from detforge.serving.reload import LoadedModel, ModelHolder, ModelWatcher, ServingPredictor, warm_up
 from detforge.serving.server import load_served_model, serve
 from detforge.serving.settings import DEFAULT_MAX_PIXELS, ServeSettings

@@ -23,7 +23,7 @@ from starlette.datastructures import Headers, UploadFile
 from detforge.serving.auth import bearer_guard
 from detforge.serving.batching import Batcher, BatchResult, QueueFull, ShuttingDown
 from detforge.serving.compute import ComputePlan, plan_threads
-from detforge.serving.errors import ApiError, error_response, install_error_handlers
+from detforge.serving.http_errors import ApiError, error_response, install_error_handlers
 from detforge.serving.limits import BodyLimitMiddleware, decode_upload
 from detforge.serving.metrics import CONTENT_TYPE, MetricsMiddleware, ServingMetrics
 from detforge.serving.reload import LoadedModel, ModelHolder, ServingPredictor, warm_up

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from fastapi import Request
 
-from detforge.serving.errors import ApiError
+from detforge.serving.http_errors import ApiError
 
 __all__ = ["bearer_guard"]
 

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from detforge.errors import InvalidImage
 from detforge.inference.sources import load_image_bytes
-from detforge.serving.errors import ApiError, error_json
+from detforge.serving.http_errors import ApiError, error_json
 
 __all__ = ["ALLOWED_FORMATS", "BodyLimitMiddleware", "decode_upload", "sniff_format"]
 

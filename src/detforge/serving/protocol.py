@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from detforge.serving.errors import error_json
+from detforge.serving.http_errors import error_json
 
 __all__ = ["bad_request_reply", "json_error_protocol"]
 

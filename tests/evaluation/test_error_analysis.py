@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from detforge.evaluation.errors import ERROR_TYPES, FIX_NAMES, error_breakdown
+from detforge.evaluation.error_analysis import ERROR_TYPES, FIX_NAMES, error_breakdown
 from detforge.structures import Annotation, Categories, ImageRecord
 from detforge.structures.detections import Detections
 
@@ -113,7 +113,7 @@ def test_thresholds_are_validated() -> None:
 
 @pytest.mark.parametrize(("fg", "bg"), [(0.5, 0.1), (0.75, 0.0)])
 def test_vectorised_error_types_equal_the_image_by_image_loop(fg: float, bg: float) -> None:
-    from detforge.evaluation.errors import errors_from_matches
+    from detforge.evaluation.error_analysis import errors_from_matches
     from detforge.evaluation.matching import COCO_IOU_THRESHOLDS, match_detections
     from evaluation._reference import random_case, reference_error_types
 

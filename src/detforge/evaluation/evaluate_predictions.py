@@ -18,7 +18,7 @@ from detforge.evaluation.analysis import (
 from detforge.evaluation.bootstrap import BootstrapCI, bootstrap_from_matches
 from detforge.evaluation.calibration import Calibration, CalibrationError, calibrate_threshold
 from detforge.evaluation.coco import CocoEvaluator
-from detforge.evaluation.errors import ErrorBreakdown, errors_from_matches
+from detforge.evaluation.error_analysis import ErrorBreakdown, errors_from_matches
 from detforge.evaluation.matching import COCO_IOU_THRESHOLDS, match_detections
 from detforge.evaluation.metrics import CocoMetrics
 from detforge.evaluation.report import write_eval_report

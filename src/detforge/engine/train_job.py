@@ -19,13 +19,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from detforge import __version__
+from detforge._version import __version__
 from detforge.config import Config, check_schedule, dump_config
 from detforge.engine.callbacks import BEST, CheckpointHook, EvalHook, LogHook, TimeBudgetHook
 from detforge.engine.checkpoint import LAST, load_resume_checkpoint, remove_partial_files
 from detforge.engine.distributed import DistInfo, cleanup, env_dist_info, init_process_group
 from detforge.engine.ema import ModelEMA
-from detforge.engine.evaluate import run_evaluation
 from detforge.engine.launch import spawn_workers
 from detforge.engine.logs import METRICS_FILE, TrainLogger, read_metrics
 from detforge.engine.loop import Hook, LossModule, Trainer
@@ -41,6 +40,7 @@ from detforge.engine.setup import (
     per_rank_batch,
     resolve_device,
 )
+from detforge.engine.validation import run_evaluation
 from detforge.errors import CheckpointError, ConfigError
 from detforge.fileio import atomic_write_json, atomic_write_text, remove_partial_writes
 from detforge.models.safeload import scan_torch_file
