@@ -48,7 +48,7 @@ _HOME = {
     "load_model": "artifact",
     "save_model": "artifact",
     "build_detector": "build",
-    "BackboneSetup": "builders",
+    "BackboneSetup": "torchvision_graphs",
     "DetectionParams": "detector",
     "Detector": "detector",
     "MODEL_NAMES": "info",
