@@ -24,8 +24,10 @@ def test_family_exports_with_parity(
     # random-weight RetinaNet has near-tied candidates at its detections-per-image cut: one may flip.
     # Random-weight Mask R-CNN R50 amplifies ONNX Runtime's float32 resampling (1e-4 per pixel, now that the
     # default parity images are really resized) to ~0.14 px, and its random mask probabilities sit near the
-    # 0.5 threshold (a few % of pixels flip); real backbones stay below 1e-3 px.
-    box_px, masks = (0.25, 0.05) if name.startswith("maskrcnn") else (0.05, 0.01)
+    # 0.5 threshold, and a 0.1 px box shift moves the pasted border of its few-pixel masks: 3.8% of pixels
+    # differ with torch on 2 threads, 6.3% on 1 (earlier tests may pin torch to one thread); real backbones
+    # stay below 1e-3 px.
+    box_px, masks = (0.25, 0.10) if name.startswith("maskrcnn") else (0.05, 0.01)
     tolerance = ParityTolerance(count=1 if name.startswith("retinanet") else 0, box_px=box_px, masks=masks)
     report = export_model(artifact_factory(name, sized), format="onnx", out=tmp_path, tolerance=tolerance)
     assert report.parity.count_mismatch <= tolerance.count and report.parity.label_mismatch == 0
