@@ -76,3 +76,20 @@ def test_cli_reports_an_empty_folder_clearly(tmp_path: Path, monkeypatch: pytest
     assert main(["index", str(model), str(tmp_path / "photos"), "--out", str(tmp_path / "idx"), "--read"]) == 1
     err = capsys.readouterr().err
     assert "error:" in err and "no photos found" in err and "Traceback" not in err
+
+
+def test_cli_indexes_a_glob_and_a_path_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from read_fakes import FakeReader, constant_onnx
+
+    monkeypatch.setattr("detforge.inference.read.build_reader", lambda settings, **kwargs: FakeReader(["7"]))
+    model = constant_onnx(tmp_path / "model.onnx", ReadSettings(classes=("number",), min_score=0.5))
+    photos = _photos(tmp_path / "photos", 3)
+    pattern = f"{photos}/p[01].png"
+    assert main(["index", str(model), pattern, "--out", str(tmp_path / "g"), "--device", "cpu", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["read"] == 2
+    todo = tmp_path / "todo.txt"
+    todo.write_text("photos/p2.png\nphotos/missing.png\n")
+    assert main(["index", str(model), str(todo), "--out", str(tmp_path / "l"), "--device", "cpu", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["counts"] == {"read": 1, "unsure": 0, "nothing": 0, "error": 1}
+    assert [e["file"] for e in summary["errors"]] == ["missing.png"]

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from detforge.ranges import FRACTION, POSITIVE_INT, check_numbers
+
 if TYPE_CHECKING:
     from detforge.indexing import IndexSummary
     from detforge.inference import Predictor
@@ -37,6 +39,7 @@ def index(
     *,
     out: str | Path,
     sort_into: str | Path | None = None,
+    overwrite: bool = False,
     read: bool | None = None,
     read_classes: Sequence[str] | None = None,
     read_pattern: str | None = None,
@@ -46,9 +49,14 @@ def index(
     batch_size: int = 4,
     device: str = "auto",
     runtime: str = "auto",
+    engine: str = "local",
+    ray_address: str | None = None,
+    actors: int | None = None,
     progress: bool = True,
 ) -> IndexSummary:
-    """Index the photos in the folder `source` (recursively) into the folder `out`; see docs/index.md.
+    """Index the photos of `source` into the folder `out`; see docs/index.md. `source`: a folder (searched
+    recursively), a glob pattern (`scans/**/*.jpg`), or a `.txt` / `.lst` file listing image paths, one a
+    line (a listed file that is missing is recorded as an error naming it; the rest are indexed).
 
     `model`: a model artifact (`model.pt`), an exported `.onnx` / `.ts` file, or a ready `Predictor` (then
     the reading, threshold, batch, device and runtime keywords must stay at their defaults). Reading uses
@@ -63,7 +71,13 @@ def index(
     unsure ones into `sort_into/_review/` with CVAT and Label Studio pre-annotations, and photos with
     nothing found into `sort_into/_nothing/`. The photos are never modified. Returns an `IndexSummary`.
     ConfigError for a model that does not read text, a folder without photos, or overlapping folders.
+    `out` must be new, empty or the index of the same photo folder (continued); another folder is refused
+    (OutputFolderError) unless `overwrite`, which clears it first.
+
+    `engine` "ray" predicts and reads the photos still to do on Ray (docs/batch.md: `ray_address`, `actors`;
+    a model file, not a ready Predictor), in resumable shards under `out/ray-job/`, then records them.
     """
+    check_numbers(score_threshold=(FRACTION, score_threshold), batch_size=(POSITIVE_INT, batch_size))
     from detforge.api._predictor import make_predictor
     from detforge.errors import ConfigError
     from detforge.indexing import IndexSettings, run_index
@@ -107,4 +121,45 @@ def index(
             "every class, or --read-classes NAME ... (read=True / read_classes=[...] in Python)"
         )
     settings = IndexSettings(predictor.class_names, predictor.read_settings, _fingerprint(model, predictor))
-    return run_index(predictor, source, out, settings, sort_into=sort_into, progress=progress)
+    runner: Any = predictor
+    if engine == "ray":
+        opening = {
+            "read": read,
+            "read_classes": read_classes,
+            "read_pattern": read_pattern,
+            "read_allow": read_allow,
+            "reader": reader,
+            "score_threshold": score_threshold,
+            "runtime": runtime,
+            "batch_size": batch_size,
+            "device": device,
+        }
+        runner = _on_ray(model, Path(out), settings.fingerprint, ray_address, actors, opening)
+    elif engine != "local":
+        raise ConfigError(f"engine {engine!r}: expected 'local' or 'ray'")
+    return run_index(runner, source, out, settings, sort_into=sort_into, overwrite=overwrite, progress=progress)
+
+
+def _on_ray(
+    model: Any,
+    out: Path,
+    fingerprint: str,
+    ray_address: str | None,
+    actors: int | None,
+    opening: dict[str, Any],
+) -> Any:
+    """A `ShardedPredictor` running the index's predictions on Ray, each actor opening `model` with the
+    `make_predictor` keywords `opening` (the index call's reading, threshold, runtime, batch and device)."""
+    import functools
+
+    from detforge.api import _predictor
+    from detforge.batch.as_predictor import ShardedPredictor
+    from detforge.batch.job import RayOptions
+    from detforge.errors import ConfigError
+
+    if not isinstance(model, str | Path):
+        raise ConfigError("index: engine 'ray' needs a model file (each actor loads it), not a ready Predictor")
+    opener = functools.partial(_predictor.make_predictor, model, **opening)
+    cpu_only = opening["device"] == "cpu"
+    ray = RayOptions(address=ray_address, actors=actors, gpus_per_actor=0.0 if cpu_only else None)
+    return ShardedPredictor(opener, out / "ray-job", fingerprint, command="index", engine="ray", ray=ray)

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from detforge.outdir import check_output_folder, output_folder
+from detforge.outdir import check_output_folder
 from detforge.progress import scoped_by_progress, track
+from detforge.ranges import FRACTION, OVERLAP, POSITIVE_INT, check_numbers
+from detforge.structures.prediction_formats import (
+    PREDICTION_FILES,
+    PREDICTION_FORMATS,
+    PredictionFormat,
+    prediction_format,
+)
 
 if TYPE_CHECKING:
     from detforge.inference import PredictionResult
 
 __all__ = ["PREDICTION_FORMATS", "predict"]
-
-PREDICTION_FORMATS = ("coco", "yolo", "csv", "cvat", "labelstudio")
-_DEFAULT_FILE = {
-    "coco": "predictions.json",
-    "yolo": "labels",
-    "csv": "predictions.csv",
-    "cvat": "annotations.xml",
-    "labelstudio": "tasks.json",
-}
 
 
 @scoped_by_progress
@@ -45,6 +47,10 @@ def predict(
     read_classes: Sequence[str] | None = None,
     read_pattern: str | None = None,
     read_allow: str | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+    actors: int | None = None,
+    shard_size: int = 100,
     progress: bool = True,
 ) -> list[PredictionResult]:
     """Predict on an image file, folder, glob or list; returns one PredictionResult per image.
@@ -56,7 +62,7 @@ def predict(
     model's calibrated threshold (0 keeps everything). With `out`, writes each of `format` (coco
     results JSON, yolo txt folder, csv, cvat XML or labelstudio JSON pre-annotations) and, with
     `save_images`, drawn images under `out/images/`. A bad image is reported, never fatal. `out` must be
-    new, empty or an earlier `predict` output, which is replaced as a whole (`overwrite` replaces any
+    new, empty or an earlier `predict` output of the same job, which is resumed (`overwrite` clears any
     folder); this is checked before the model loads.
     `tile` (pixels) turns on tiled inference with `tile_overlap`; `tta` adds horizontal-flip TTA.
     `ids_from` (a dataset) makes the COCO results use that dataset's image and category ids, matched
@@ -68,52 +74,115 @@ def predict(
     `read_pattern` (a regex the value must match) and `read_allow` (the characters a value may hold)
     override the stored settings.
 
-    `progress`: a bar on stderr while predicting, when stderr is a terminal.
+    Resumable batches (with `out`; docs/batch.md): the images (a folder, glob, file, a `.txt` list of paths,
+    or a list of these) are predicted in shards of `shard_size` images written to `out/shards/` as they
+    finish, under `out/manifest.json`; a second call with the same `out` and the same job (model, source
+    listing and the settings that change results) skips the shards already written, and the output files
+    are assembled from the shards, so they are byte-identical to an uninterrupted run's (CVAT's `dumped`
+    time aside). Another job in that folder is refused unless `overwrite`. `engine` "ray" runs the shards
+    as a Ray Data pipeline (`pip install detforge[ray]`) on the cluster at `ray_address` (None: a local
+    one) with `actors` model replicas (None: one per GPU, else one per 2 CPUs).
+
+    `progress`: a bar on stderr (images/s, ETA) while predicting, when stderr is a terminal.
     """
+    check_numbers(
+        score_threshold=(FRACTION, score_threshold),
+        tile=(POSITIVE_INT, tile),
+        tile_overlap=(OVERLAP, tile_overlap),
+        batch_size=(POSITIVE_INT, batch_size),
+        shard_size=(POSITIVE_INT, shard_size),
+        actors=(POSITIVE_INT, actors),
+    )
+    formats = [prediction_format(f) for f in ([format] if isinstance(format, str) else format)]
     inputs = [model, *([source] if isinstance(source, (str, Path)) else source)]
+    from detforge.api import _predictor
+
+    _predictor.refuse_training_checkpoint(model)  # before the output folder and torch
     if out is not None:
         check_output_folder(out, "predict", overwrite=overwrite, inputs=inputs)  # before torch and the model load
-    from detforge.api._predictor import make_predictor
     from detforge.errors import ConfigError
-    from detforge.inference import TileConfig, write_coco_results, write_predictions
-    from detforge.inference import save_images as draw_images
-    from detforge.inference.sources import iter_sources
+    from detforge.inference import TileConfig
 
-    formats = [format] if isinstance(format, str) else list(format)
-    for fmt in formats:
-        if fmt not in PREDICTION_FORMATS:
-            raise ConfigError(f"format {fmt!r}: expected one of {', '.join(PREDICTION_FORMATS)}")
-    predictor = make_predictor(
-        model,
-        device=device,
-        runtime=runtime,
-        batch_size=batch_size,
-        score_threshold=score_threshold,
-        tile=TileConfig(size=tile, overlap=tile_overlap) if tile else None,
-        flip_tta=tta,
-        read=read,
-        read_classes=read_classes,
-        read_pattern=read_pattern,
-        read_allow=read_allow,
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"engine {engine!r}: expected 'local' or 'ray'")
+    if engine == "ray" and out is None:
+        raise ConfigError("engine 'ray': needs an output folder (out / --out), where the workers write shards")
+    settings: dict[str, Any] = {
+        "score_threshold": score_threshold,
+        "tile": TileConfig(size=tile, overlap=tile_overlap) if tile else None,
+        "flip_tta": tta,
+        "runtime": runtime,
+        "read": read,
+        "read_classes": read_classes,
+        "read_pattern": read_pattern,
+        "read_allow": read_allow,
+    }
+    from detforge.batch.job import BatchJob, RayOptions, run_job
+    from detforge.batch.listing import list_images, listing_digest
+
+    opener = functools.partial(_predictor.make_predictor, model, device=device, batch_size=batch_size, **settings)
+    images = list_images(list(source) if isinstance(source, (list, tuple)) else source)
+    if out is None:
+        predictor = opener()
+        return list(track(predictor.predict_many(images, on_error="report"), desc="predict", total=len(images)))
+    fingerprint = _job_fingerprint(model, settings, listing_digest(images))
+    ray = RayOptions(address=ray_address, actors=actors, gpus_per_actor=0.0 if device == "cpu" else None)
+    outcome = run_job(
+        BatchJob("predict", tuple(images), fingerprint, shard_size),
+        out,
+        opener,
+        engine=engine,  # type: ignore[arg-type]
+        ray=ray,
+        overwrite=overwrite,
+        inputs=inputs,
     )
-    sources = [str(s) for s in source] if isinstance(source, (list, tuple)) else str(source)
-    items = list(iter_sources(sources))  # listed first, for the progress bar's total
-    results = list(track(predictor.predict_many(items, on_error="report"), desc="predict", total=len(items)))
-    if out is not None:
-        category_ids: Sequence[int] | None = predictor.category_ids
-        image_ids = None
-        if ids_from is not None:
-            image_ids, category_ids = _dataset_ids(ids_from, results, predictor.class_names)
-        with output_folder(out, "predict", overwrite=overwrite, inputs=inputs) as folder:
-            for fmt in formats:
-                target = folder / _DEFAULT_FILE[fmt]
-                if fmt == "coco":
-                    write_coco_results(results, target, category_ids=category_ids, image_ids=image_ids)
-                else:
-                    write_predictions(results, target, fmt, predictor.class_names, category_ids=category_ids)  # type: ignore[arg-type]
-            if save_images:
-                draw_images(results, folder / "images", predictor.class_names)
+    results = outcome.results
+    class_names = outcome.manifest.class_names or ()
+    category_ids: Sequence[int] | None = outcome.manifest.category_ids
+    image_ids = None
+    if ids_from is not None:
+        image_ids, category_ids = _dataset_ids(ids_from, results, class_names)
+    _write_outputs(results, outcome.folder, formats, class_names, category_ids, image_ids, save_images)
     return results
+
+
+def _job_fingerprint(model: Any, settings: dict[str, Any], listing: str) -> str:
+    """An id of what decides a job's results: the model file (path, size, modification time), the settings
+    and the image listing."""
+    path = Path(model).resolve()
+    origin = [str(path), *((path.stat().st_size, path.stat().st_mtime_ns) if path.is_file() else ())]
+    parts = [origin, {k: repr(v) for k, v in settings.items()}, listing]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def _write_outputs(
+    results: Sequence[PredictionResult],
+    folder: Path,
+    formats: Sequence[PredictionFormat],
+    class_names: Sequence[str],
+    category_ids: Sequence[int] | None,
+    image_ids: dict[str, int] | None,
+    save_images: bool,
+) -> None:
+    """Write each of `formats` (and the drawn images) into `folder`, removing output files of formats not
+    asked for this time, so the folder holds exactly this call's outputs beside the shards."""
+    from detforge.inference import save_images as draw_images
+    from detforge.inference import write_coco_results, write_predictions
+
+    for fmt, name in [*PREDICTION_FILES.items(), ("images", "images")]:
+        stale = folder / name
+        if stale.is_dir():  # a folder of files (yolo, images) is rewritten whole: no stale or half-written file
+            shutil.rmtree(stale)
+        elif stale.exists() and fmt not in formats:
+            stale.unlink()  # files are replaced atomically; only those of formats not asked for go
+    for fmt in formats:
+        target = folder / PREDICTION_FILES[fmt]
+        if fmt == "coco":
+            write_coco_results(results, target, category_ids=category_ids, image_ids=image_ids)
+        else:
+            write_predictions(results, target, fmt, class_names, category_ids=category_ids)
+    if save_images:
+        draw_images(results, folder / "images", class_names)
 
 
 def _dataset_ids(

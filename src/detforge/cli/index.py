@@ -10,6 +10,7 @@ from pathlib import Path
 from detforge.cli import _checks as checks
 from detforge.cli._checks import fraction, positive_int
 from detforge.cli._model_args import RUNTIME_HELP, RUNTIMES
+from detforge.cli.predict import add_batch_arguments
 
 __all__ = ["add_parser"]
 
@@ -26,8 +27,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         ),
     )
     p.add_argument("model", type=Path, help="model artifact (.pt) or exported .onnx / .ts file")
-    p.add_argument("source", type=Path, metavar="photos", help="folder of photos (searched recursively)")
+    p.add_argument(
+        "source",
+        metavar="photos",
+        help="folder of photos (searched recursively), a glob ('scans/**/*.jpg'), or a .txt file of paths",
+    )
     p.add_argument("--out", type=Path, required=True, help="folder for index.csv, index.json and records.jsonl")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="clear the --out folder first, even if it is not this photo folder's index",
+    )
     p.add_argument("--sort-into", dest="sort_into", type=Path, default=None, help="copy photos into folders by value")
     p.add_argument("--read", action="store_true", default=None, help="read a model trained without transcriptions")
     p.add_argument("--read-classes", dest="read_classes", nargs="+", default=None, help="classes whose boxes are read")
@@ -43,6 +53,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=4)
     p.add_argument("--device", default="auto")
     p.add_argument("--runtime", default="auto", choices=RUNTIMES, help=RUNTIME_HELP)
+    add_batch_arguments(p, shard_size=False)
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     p.set_defaults(handler=_index)
@@ -52,7 +63,7 @@ def _index(args: argparse.Namespace) -> int:
     from detforge.api import index
 
     checks.model_file(args.model)  # before anything imports torch
-    checks.existing_path(args.source, "folder of photos")
+    checks.image_source(args.source)  # a folder, a glob or a path list
     checks.output_folder(args.out, "--out")
     checks.output_folder(args.sort_into, "--sort-into")
     summary = index(
@@ -60,6 +71,7 @@ def _index(args: argparse.Namespace) -> int:
         args.source,
         out=args.out,
         sort_into=args.sort_into,
+        overwrite=args.overwrite,
         read=args.read,
         read_classes=args.read_classes,
         read_pattern=args.read_pattern,
@@ -68,6 +80,9 @@ def _index(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         runtime=args.runtime,
+        engine=args.engine,
+        ray_address=args.ray_address,
+        actors=args.actors,
         progress=args.progress,
     )
     if args.json:

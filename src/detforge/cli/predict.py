@@ -9,19 +9,48 @@ from pathlib import Path
 from detforge.cli import _checks as checks
 from detforge.cli._checks import fraction, overlap, positive_int
 from detforge.cli._model_args import RUNTIME_HELP, RUNTIMES, add_read_arguments
+from detforge.structures.prediction_formats import PREDICTION_FORMATS
 
-__all__ = ["add_parsers"]
+__all__ = ["add_batch_arguments", "add_parsers"]
+
+
+def add_batch_arguments(p: argparse.ArgumentParser, *, shard_size: bool = True) -> None:
+    """--engine, --ray-address, --actors and (with `shard_size`) --shard-size (batch jobs, docs/batch.md)."""
+    p.add_argument(
+        "--engine",
+        default="local",
+        choices=("local", "ray"),
+        help="local: this machine; ray: a Ray Data pipeline (pip install detforge[ray]; needs --out)",
+    )
+    p.add_argument(
+        "--ray-address",
+        dest="ray_address",
+        default=None,
+        help="the Ray cluster to run on (e.g. ray://head:10001 or auto); default: start a local one",
+    )
+    p.add_argument(
+        "--actors", type=positive_int, default=None, help="model replicas on Ray (default: one per GPU, or per 2 CPUs)"
+    )
+    if not shard_size:
+        return
+    p.add_argument(
+        "--shard-size",
+        dest="shard_size",
+        type=positive_int,
+        default=100,
+        help="images per shard file under --out/shards/ (a killed run redoes at most the shards in flight)",
+    )
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = commands.add_parser("predict", help="run a model on images; write COCO/YOLO/CSV/CVAT/Label Studio results")
     p.add_argument("model", type=Path)
-    p.add_argument("source", help="image file, folder or glob")
+    p.add_argument("source", help="image file, folder, glob, or a .txt file listing image paths (one a line)")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument(
         "--overwrite", action="store_true", help="replace the --out folder as a whole even if detforge did not write it"
     )
-    p.add_argument("--format", nargs="+", default=["coco"], choices=("coco", "yolo", "csv", "cvat", "labelstudio"))
+    p.add_argument("--format", nargs="+", default=["coco"], choices=PREDICTION_FORMATS)
     p.add_argument(
         "--score-threshold",
         dest="score_threshold",
@@ -44,6 +73,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         help="dataset whose image/category ids the COCO results use (for eval --detections)",
     )
     add_read_arguments(p)
+    add_batch_arguments(p)
     p.add_argument("--json", action="store_true", help="print a machine-readable result (docs/cli-json.md)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(handler=_predict)
@@ -76,6 +106,10 @@ def _predict(args: argparse.Namespace) -> int:
         read_classes=args.read_classes,
         read_pattern=args.read_pattern,
         read_allow=args.read_allow,
+        engine=args.engine,
+        ray_address=args.ray_address,
+        actors=args.actors,
+        shard_size=args.shard_size,
         progress=args.progress,
     )
     failed = [r for r in results if not r.ok]

@@ -16,16 +16,18 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from detforge.errors import ConfigError
 from detforge.fileio import remove_partial_writes
+from detforge.indexing.folder import open_index_folder
 from detforge.indexing.outputs import write_index
 from detforge.indexing.pages import IndexSettings, page_record
+from detforge.indexing.photo_listing import is_folder_source, list_photos
 from detforge.indexing.record_log import RECORDS_FILE, RecordLog
 from detforge.indexing.records import STATUSES, FileKey, PageRecord
 from detforge.indexing.sort import SortSummary, sort_photos
 from detforge.inference.predictor import PredictionResult
-from detforge.inference.sources import IMAGE_EXTENSIONS, ImageSource
+from detforge.inference.sources import ImageSource
 from detforge.progress import progress_enabled
 
-__all__ = ["IndexSummary", "PredictsMany", "list_photos", "run_index"]
+__all__ = ["IndexSummary", "PredictsMany", "run_index"]
 
 log = logging.getLogger(__name__)
 
@@ -82,31 +84,9 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def list_photos(photos: Path, *, exclude: Iterable[Path] = ()) -> list[tuple[ImageSource, FileKey]]:
-    """The image files under `photos` (recursively, by extension, sorted by relative path) with their keys;
-    files under any of `exclude` (the run's own output folders) are left out. ConfigError when `photos` is
-    not a folder or holds no image file."""
-    if not photos.is_dir():
-        raise ConfigError(f"{photos}: not a folder; expected the folder of photos to index")
-    excluded = [p.resolve() for p in exclude]
-    found = []
-    for path in sorted(photos.rglob("*"), key=lambda p: p.relative_to(photos).as_posix()):
-        if path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
-            continue
-        if any(_inside(path.resolve(), e) for e in excluded):
-            continue
-        relative = path.relative_to(photos).as_posix()
-        stat = path.stat()
-        found.append((ImageSource(relative, path=path), FileKey(relative, stat.st_size, stat.st_mtime_ns)))
-    if not found:
-        raise ConfigError(
-            f"{photos}: no photos found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))} files in it and its "
-            "sub-folders)"
-        )
-    return found
-
-
 def _check_folders(photos: Path, out: Path, sort_into: Path | None) -> None:
+    if not is_folder_source(photos):  # a glob or a path list: files under out or sort_into are left out
+        return
     p, o = photos.resolve(), out.resolve()
     if _inside(p, o):
         raise ConfigError(f"out {out}: the photo folder {photos} is inside it; choose a folder of its own")
@@ -131,21 +111,26 @@ def run_index(
     settings: IndexSettings,
     *,
     sort_into: str | Path | None = None,
+    overwrite: bool = False,
     progress: bool = True,
 ) -> IndexSummary:
-    """Index the photos under `photos` into `out` (see docs/index.md).
+    """Index the photos of `photos` (a folder, a glob pattern or a `.txt` list of paths: `list_photos`) into
+    `out` (see docs/index.md).
 
     Photos recorded in `out/records.jsonl` with the same relative path, size, modification time and
     settings fingerprint are skipped; the others (new, changed, or an error last time) go through
     `predictor.predict_many` and each is recorded as soon as its result arrives. Then `out/index.csv` and
     `out/index.json` are rebuilt from the records of the photos present now, in relative-path order, and
     with `sort_into` the photos are copied into folders by value. The photos are only ever read.
+    `out` must be new, empty or this photo folder's index (see `open_index_folder`; `overwrite` clears it).
     `progress`: a tqdm bar on stderr (shown only when stderr is a terminal).
     """
     photos, out = Path(photos), Path(out)
     sort_dir = None if sort_into is None else Path(sort_into)
     _check_folders(photos, out, sort_dir)
-    listing = list_photos(photos, exclude=[out, *([] if sort_dir is None else [sort_dir])])
+    found = list_photos(photos, exclude=[out, *([] if sort_dir is None else [sort_dir])])
+    listing = found.photos
+    open_index_folder(out, photos, overwrite=overwrite, inputs=(photos,))
     remove_partial_writes(out)
     record_log = RecordLog(out / RECORDS_FILE)
     known = record_log.load()
@@ -175,7 +160,7 @@ def run_index(
     csv_path, json_path = write_index(records, out, source=str(photos), min_score=settings.min_score)
     counts: dict[str, int] = {status: sum(r.status == status for r in records) for status in STATUSES}
     errors = tuple((r.file, r.error or "") for r in records if r.status == "error")
-    sorted_summary = None if sort_dir is None else sort_photos(records, photos, sort_dir, settings.class_names)
+    sorted_summary = None if sort_dir is None else sort_photos(records, found.base, sort_dir, settings.class_names)
     return IndexSummary(
         photos=len(listing),
         done_now=len(records) - skipped,
