@@ -43,7 +43,7 @@ def test_automatic_keys_follow_the_epochs() -> None:
 def test_epochs_are_kept_under_a_time_budget_that_still_stops_the_run() -> None:
     base = load_config(None, ["train.epochs=50", "train.time=1m"])
     config, _ = auto_config(_dataset(100, 10), device="cpu", cpu_count=2, base=base)
-    assert config.train.max_iter == 2500 and config.train.time_budget_s == 60.0
+    assert config.train.max_iter == 2500 and config.train.time == 60.0
     unset = load_config(None, ["train.time=1m"])
     assert auto_config(_dataset(100, 10), device="cpu", cpu_count=2, base=unset)[0].train.max_iter < 2500
 
@@ -107,3 +107,15 @@ def test_train_takes_epochs_like_the_override(monkeypatch: pytest.MonkeyPatch, t
         api_train.train(tmp_path, ["train.lr=0.01"], epochs=7, out=tmp_path / "run")
     assert seen == [["train.lr=0.01", "train.epochs=7"]]
     assert build_parser().parse_args(["train", "DATA", "--epochs", "7"]).epochs == 7
+
+
+def test_a_budget_alone_sizes_the_run_and_a_given_length_is_kept() -> None:
+    # 20 images: 24 epochs are 240 iterations, far less than 30 minutes; with only a budget the run fills it
+    alone, reasons = auto_config(_dataset(20, 4), device="cpu", cpu_count=2, base=load_config(None, ["train.time=30m"]))
+    assert alone.train.time_fit == "fill" and alone.train.max_iter > 240
+    assert any(r.startswith("train.time_fit = 'fill': the budget sizes the run") for r in reasons)
+    kept, _ = auto_config(_dataset(20, 4), device="cpu", cpu_count=2,
+                          base=load_config(None, ["train.time=30m", "train.epochs=3"]))  # fmt: skip
+    assert kept.train.time_fit == "limit" and kept.train.max_iter == 30
+    none, _ = auto_config(_dataset(20, 4), device="cpu", cpu_count=2)
+    assert none.train.time_fit == "auto" and none.train.max_iter == 240

@@ -47,3 +47,10 @@ def test_each_rule() -> None:
     assert any("8x the linear-scaling rule" in w and "-> 0.0025" in w for w in high)
     adamw = check_schedule(load_config(None, ["train.optimizer=adamw", "train.lr=0.05", "eval.period=100"]))
     assert any("very high for AdamW" in w for w in adamw)
+
+
+def test_a_time_fit_without_a_budget_is_named() -> None:
+    config = load_config(None, ["train.max_iter=1000", "eval.period=100", "train.time_fit=fill"])
+    assert check_schedule(config) == ["train.time_fit=fill is ignored without train.time (a time budget)"]
+    with_budget = load_config(None, ["train.max_iter=1000", "eval.period=100", "train.time_fit=fill", "train.time=5m"])
+    assert check_schedule(with_budget) == []

@@ -42,3 +42,24 @@ def test_sections_are_frozen_and_closed() -> None:
         config.train.lr = 1.0  # type: ignore[misc]
     with pytest.raises(pydantic.ValidationError, match="max_size"):
         Config.model_validate({"model": {"min_size": 800, "max_size": 600}})
+
+
+def test_the_time_budget_is_parsed_once_into_seconds() -> None:
+    from detforge.config import dump_config, format_duration, load_config
+
+    config = load_config(None, ["train.time=1h30m"])
+    assert config.train.time == 5400.0 and isinstance(config.train.time, float)
+    assert "time: 5400.0" in dump_config(config)  # config.yaml holds the number, read back as the same run
+    assert TrainConfig(time=90).time == 90.0 and TrainConfig(time="2m").time == 120.0
+    for seconds in (45.0, 600.0, 5400.0, 150.5, 7322.0):
+        assert parse_duration(format_duration(seconds)) == seconds
+    assert format_duration(600) == "10m" and format_duration(5400) == "1h30m"
+    with pytest.raises(pydantic.ValidationError, match="duration"):
+        TrainConfig(time=[10])  # type: ignore[arg-type]
+
+
+def test_the_budget_sizes_the_run_unless_a_length_is_given() -> None:
+    assert TrainConfig(time=60).time_fills_run
+    assert not TrainConfig(time=60, max_iter=100).time_fills_run and not TrainConfig(time=60, epochs=3).time_fills_run
+    assert TrainConfig(time=60, max_iter=100, time_fit="fill").time_fills_run
+    assert not TrainConfig(time=60, time_fit="limit").time_fills_run

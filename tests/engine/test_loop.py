@@ -18,6 +18,7 @@ from detforge.engine.ema import ModelEMA
 from detforge.engine.logs import TrainLogger
 from detforge.engine.loop import AmpSettings, Hook, LossModule, Trainer, get_rng_state, set_rng_state
 from detforge.engine.optim import build_optimizer, build_scheduler
+from detforge.engine.plan import RunPlan
 from detforge.engine.result import TrainingDiverged
 from detforge.structures.detections import Target
 
@@ -65,12 +66,13 @@ def _trainer(tmp_path: Path, *overrides: str, batches: list[Batch] | None = None
     optimizer = build_optimizer(detector, config.train)
     batches = batches or _batches(8)
     sampler = TrainingSampler(sum(len(b) for b in batches), shuffle=False)
+    plan = RunPlan.start(config.train.max_iter)
     return Trainer(
         config=config,
         detector=detector,  # type: ignore[arg-type]
         module=LossModule(detector),
         optimizer=optimizer,
-        scheduler=build_scheduler(optimizer, config.train),
+        scheduler=build_scheduler(optimizer, config.train, plan),
         scaler=torch.amp.GradScaler("cpu", enabled=False),
         ema=ModelEMA(detector, config.train.ema_decay) if config.train.ema else None,
         sampler=sampler,
@@ -80,6 +82,7 @@ def _trainer(tmp_path: Path, *overrides: str, batches: list[Batch] | None = None
         amp=AmpSettings(),
         log=TrainLogger(tmp_path, total=4, start=0, enabled=False, progress=False),
         checkpoint_dir=tmp_path / "checkpoints",
+        plan=plan,
     )
 
 

@@ -10,6 +10,7 @@ from torch import nn
 
 from detforge.config import TrainConfig
 from detforge.engine.optim import build_optimizer, build_scheduler, lr_factor, split_decay_params
+from detforge.engine.plan import RunPlan
 
 
 def _model() -> nn.Module:
@@ -49,7 +50,7 @@ def test_warmup_then_cosine_and_scheduler_applies_it() -> None:
     assert lr_factor(25, cfg) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
     model = _model()
     opt = build_optimizer(model, cfg)
-    sched = build_scheduler(opt, cfg)
+    sched = build_scheduler(opt, cfg, RunPlan.start(cfg.max_iter))
     for _ in range(50):
         opt.step()
         sched.step()

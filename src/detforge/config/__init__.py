@@ -15,6 +15,7 @@ from detforge.config.schema import (
     ModelConfig,
     ReadConfig,
     TrainConfig,
+    format_duration,
     parse_duration,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "check_schedule",
     "default_config_yaml",
     "dump_config",
+    "format_duration",
     "load_config",
     "parse_duration",
     "parse_override",

@@ -8,7 +8,7 @@ from typing import Any
 
 from detforge.config.auto_read import choose_read
 from detforge.config.schedule_checks import SGD_REFERENCE_BATCH, SGD_REFERENCE_LR
-from detforge.config.schema import Config, parse_duration
+from detforge.config.schema import Config, format_duration
 from detforge.data.dataset import Dataset
 
 __all__ = ["CPU_MODEL", "GPU_MODEL", "auto_config", "estimate_seconds_per_image"]
@@ -26,24 +26,23 @@ CPU_LR_FACTOR = 2.0
 CPU_TARGET_S = 15 * 60
 """On CPU the schedule aims at a run of about this many seconds (minutes, not hours)."""
 CPU_MAX_SIDE = 512
-"""On CPU the shorter side fed to the model is capped here (R50 at 512: 1.05 s vs 2.67 s at 800, FACTS.md)."""
+"""On CPU the shorter side fed to the model is capped here: a step at 800 px costs over twice one at 512 px."""
 
 # Training seconds per image per megapixel of model input on the 2-core reference CPU, validation
-# included. MobileNet: fasterrcnn_mobilenet_v2_fpn (ImageNet backbone) at 512x683, batch 2, took 1.5-1.8 s
-# per iteration with its validation passes on the idle machine (228 iterations in 6.7 min; 2.4 s/Mpix ->
-# 1.7 s); ResNet-50: FACTS.md, 12.6 s per batch of 2 at 800x1067 in the fine-tuning profile. An estimate
-# that is too high leaves a --time budget unused (3.0 s/Mpix left 3.3 of 10 minutes idle).
+# included (the measurements are in benchmarks/README.md). An estimate that is too high leaves a --time
+# budget unused; one too low overruns it until the budget hook refits the schedule.
 _CPU_S_PER_MPIX = {"mobilenet": 2.4, "resnet50": 7.4}
 _GPU_S_PER_IMAGE = 0.06
 _PREDICT_SHARE = 0.6  # evaluating an image (validation loss + prediction) vs training on it, measured
 
 
 def _model_info(name: str) -> tuple[int, int, bool, tuple[str, ...]]:
-    """(default_min_size, default_max_size, fixed input size?, pretrained kinds) of a zoo model."""
-    from detforge.models.zoo import MODELS
+    """(default_min_size, default_max_size, fixed input size?, pretrained kinds) of a zoo model, from the zoo's
+    table (no torch import: `data stats` asks this for its plot of boxes after the model's resize)."""
+    from detforge.models.info import MODEL_ROWS
 
-    info = MODELS[name]
-    return int(info.default_min_size), int(info.default_max_size), bool(info.fixed_size), tuple(info.pretrained)
+    row = MODEL_ROWS[name]
+    return row.min_size, row.max_size, row.fixed_size, tuple(row.pretrained)
 
 
 def estimate_seconds_per_image(model_name: str, min_size: int, max_size: int, *, device: str, cpu_count: int) -> float:
@@ -53,6 +52,14 @@ def estimate_seconds_per_image(model_name: str, min_size: int, max_size: int, *,
     per_mpix = _CPU_S_PER_MPIX["mobilenet" if "mobilenet" in model_name or "ssd" in model_name else "resnet50"]
     mpix = min_size * min(max_size, round(min_size * 4 / 3)) / 1e6
     return per_mpix * mpix * (2 / max(cpu_count, 1)) ** 0.7
+
+
+def _time_fills_run(c: _Chooser) -> bool:
+    """Whether a time budget sizes the run: time_fit fill, or auto with no explicit max_iter or epochs."""
+    mode = c.get("train", "time_fit")
+    if mode != "auto":
+        return bool(mode == "fill")
+    return not c.explicit("train", "max_iter") and c.get("train", "epochs") is None
 
 
 def _round32(value: float) -> int:
@@ -186,27 +193,40 @@ def auto_config(
         "train",
         "clip_grad_norm",
         CLIP_GRAD_NORM,
-        "guards against loss spikes (MobileNetV2-FPN, lr 0.01 at batch 8 diverged at iteration 152 on an H100 "
-        "without clipping; lr 0.01 at batch 2 diverged at iteration 31 on CPU)",
+        "guards against loss spikes, which make training at the automatic learning rate diverge without it",
     )
 
     epochs = 24 if n_train <= 500 else 12 if n_train <= 5000 else 6
     by_epochs = math.ceil(epochs * n_train / images_per_step)
     s_img = estimate_seconds_per_image(model_name, min_size, max_size, device=device, cpu_count=cpu_count)
     s_iter = s_img * images_per_step
-    budget = c.get("train", "time")
-    budget_s = None if budget is None else parse_duration(budget)
+    budget_s: float | None = c.get("train", "time")  # seconds: the schema parsed the duration
+    fills = budget_s is not None and _time_fills_run(c)
     if gpu and budget_s is None:
         max_iter = min(max(by_epochs, 300), 90_000)
         why = f"{epochs} epochs of {n_train} images at {images_per_step} per step"
     else:
         # Fit the schedule (warmup, LR steps) into the run: 80% of a time budget leaves room for evaluation.
-        target_s, limit = (CPU_TARGET_S, "a CPU run") if budget_s is None else (0.8 * budget_s, f"time={budget}")
+        target_s: float = CPU_TARGET_S
+        limit = "a CPU run"
+        if budget_s is not None:
+            target_s, limit = 0.8 * budget_s, f"time={format_duration(budget_s)}"
         by_time = max(20 if budget_s is not None else 100, int(target_s / s_iter))
-        max_iter = min(by_epochs, by_time)
+        max_iter = by_time if fills else min(by_epochs, by_time)
         why = (
             f"{epochs} epochs would be {by_epochs} iterations; {device} at ~{s_iter:.1f} s per iteration "
             f"(estimated), {limit} -> about {max_iter * s_iter / 60:.0f} min"
+        )
+        if fills:
+            why += "; refitted to the budget at the measured speed once training starts"
+    if budget_s is not None and c.get("train", "time_fit") == "auto":
+        c.resolve(
+            "train",
+            "time_fit",
+            "fill" if fills else "limit",
+            "the budget sizes the run (no max_iter or epochs given)"
+            if fills
+            else "the given length sizes the run; the budget only shortens it",
         )
     asked = c.get("train", "epochs")
     if asked is not None:  # the user's epochs size the run (a time budget still stops it early)

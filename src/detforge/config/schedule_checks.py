@@ -17,7 +17,8 @@ def check_schedule(config: Config, *, num_train_images: int | None = None) -> li
     Checks: multistep decay points at or beyond max_iter (the LR never decays), warmup as long as the run,
     evaluation or checkpoint periods longer than the run, early-stopping patience that can never trigger,
     an SGD learning rate far above the linear-scaling rule for the batch, an EMA horizon longer than the
-    run, and (when `num_train_images` is given) a batch larger than the training set.
+    run, a `time_fit` without a budget, and (when `num_train_images` is given) a batch larger than the
+    training set.
     """
     t, e = config.train, config.eval
     warnings: list[str] = []
@@ -56,6 +57,8 @@ def check_schedule(config: Config, *, num_train_images: int | None = None) -> li
             f"eval.patience={e.patience} evaluations x eval.period={e.period} covers max_iter={t.max_iter}: "
             "early stopping can never trigger"
         )
+    if t.time is None and "time_fit" in t.model_fields_set and t.time_fit != "auto":
+        warnings.append(f"train.time_fit={t.time_fit} is ignored without train.time (a time budget)")
     if t.optimizer == "sgd":
         rule = SGD_REFERENCE_LR * t.images_per_step / SGD_REFERENCE_BATCH
         if t.lr > 4 * rule:

@@ -16,7 +16,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["Config", "DataConfig", "EvalConfig", "ModelConfig", "ReadConfig", "TrainConfig", "parse_duration"]
+from detforge.thresholds import EVAL_SCORE_THRESHOLD
+
+__all__ = [
+    "Config",
+    "DataConfig",
+    "EvalConfig",
+    "ModelConfig",
+    "ReadConfig",
+    "TrainConfig",
+    "format_duration",
+    "parse_duration",
+]
 
 _DURATION = re.compile(r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?$")
 
@@ -45,6 +56,15 @@ def parse_duration(value: str | float | int) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"expected a positive duration, got {value!r}")
     return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """`seconds` written the way `parse_duration` reads it back: "45s", "10m", "1h30m", "2m30.5s"."""
+    hours, rest = divmod(float(seconds), 3600.0)
+    minutes, secs = divmod(rest, 60.0)
+    secs = round(secs, 1)
+    parts = [f"{hours:.0f}h" if hours else "", f"{minutes:.0f}m" if minutes else "", f"{secs:g}s" if secs else ""]
+    return "".join(parts) or "0s"
 
 
 class _Section(BaseModel):
@@ -154,7 +174,16 @@ class TrainConfig(_Section):
     deterministic: bool | Literal["auto"] = Field(
         "auto", description="deterministic kernels: auto = on for CPU (no cost there), off on CUDA (slower)"
     )
-    time: str | float | None = Field(None, description="time budget, e.g. 20m, 1h30m or seconds; stops cleanly")
+    time: float | None = Field(
+        None,
+        description="time budget in seconds (written 20m, 1h30m, 90s or a number): the schedule is fitted to it at "
+        "the measured speed and ends within it",
+    )
+    time_fit: Literal["auto", "fill", "limit"] = Field(
+        "auto",
+        description="with train.time: fill = the budget sizes the run; limit = max_iter/epochs size it and the "
+        "budget only shortens it; auto = fill unless max_iter or epochs is set",
+    )
     checkpoint_period: int | None = Field(
         None, ge=1, description="iterations between last.pt saves; null = eval.period"
     )
@@ -173,12 +202,15 @@ class TrainConfig(_Section):
             return v
         raise ValueError("expected auto, cpu, cuda or cuda:N")
 
-    @field_validator("time")
+    @field_validator("time", mode="before")
     @classmethod
-    def _time(cls, v: str | float | None) -> str | float | None:
-        if v is not None:
-            parse_duration(v)
-        return v
+    def _time(cls, v: object) -> float | None:
+        # the one place a duration is parsed: everything after the config sees seconds
+        if v is None:
+            return None
+        if not isinstance(v, str | int | float):
+            raise ValueError(f"expected a duration like 20m, 1h30m or a number of seconds, got {v!r}")
+        return parse_duration(v)
 
     @field_validator("steps")
     @classmethod
@@ -200,9 +232,12 @@ class TrainConfig(_Section):
         return self
 
     @property
-    def time_budget_s(self) -> float | None:
-        """The time budget in seconds, or None when unlimited."""
-        return None if self.time is None else parse_duration(self.time)
+    def time_fills_run(self) -> bool:
+        """Whether `time` sizes the run (`time_fit` fill, or auto without an explicit max_iter or epochs)
+        rather than only capping the max_iter iterations."""
+        if self.time_fit != "auto":
+            return self.time_fit == "fill"
+        return self.epochs is None and "max_iter" not in self.model_fields_set
 
     @property
     def lr_steps(self) -> tuple[int, ...]:
@@ -229,7 +264,7 @@ class EvalConfig(_Section):
     )
     min_delta: float = Field(0.0, ge=0.0, description="smallest change of the metric that counts as an improvement")
     score_threshold: float = Field(
-        0.05, ge=0.0, lt=1.0, description="drop detections below this score when computing AP"
+        EVAL_SCORE_THRESHOLD, ge=0.0, lt=1.0, description="drop detections below this score when computing AP"
     )
 
 

@@ -1,18 +1,19 @@
-"""The hooks around the loop: progress and loss logs, time budget, evaluation with best model and early
-stopping, periodic checkpoints. File-writing hooks act on rank 0 only."""
+"""The hooks around the loop: progress and loss logs, evaluation with best model and early stopping,
+periodic checkpoints (the time budget's hook is in `budget`). File-writing hooks act on rank 0 only.
+Periods are counted in the run plan's schedule positions: iterations, until a time budget refits the plan."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
+from detforge.engine import plan as run_plan
 from detforge.engine.checkpoint import atomic_torch_save, save_last
 from detforge.engine.distributed import mean_of
 from detforge.engine.loop import Hook, Trainer
 from detforge.engine.result import EvalRecord
 
-__all__ = ["BEST", "CheckpointHook", "EvalHook", "LogHook", "TimeBudgetHook"]
+__all__ = ["BEST", "CheckpointHook", "EvalHook", "LogHook", "checkpoint_period", "eval_period"]
 
 BEST = "best.pt"
 BEST_FORMAT = "detforge-best-weights"
@@ -27,15 +28,15 @@ class LogHook(Hook):
         self._last_iter = 0
 
     def before_train(self, trainer: Trainer) -> None:
-        self._last_time, self._last_iter = time.monotonic(), trainer.state.iteration
+        self._last_time, self._last_iter = run_plan.now(), trainer.state.iteration
 
     def after_step(self, trainer: Trainer, losses: dict[str, float]) -> None:
-        it, cfg = trainer.state.iteration, trainer.config.train
+        it, cfg, max_iter = trainer.state.iteration, trainer.config.train, trainer.plan.max_iter
         trainer.log.progress(it, losses)
-        if it % cfg.log_period and it != cfg.max_iter:
+        if it % cfg.log_period and it != max_iter:
             return
         losses = mean_of(losses, trainer.dist, trainer.device)
-        now = time.monotonic()
+        now = run_plan.now()
         per_iter = (now - self._last_time) / max(it - self._last_iter, 1)
         self._last_time, self._last_iter = now, it
         lr = trainer.optimizer.param_groups[0]["lr"]
@@ -45,45 +46,33 @@ class LogHook(Hook):
             **losses,
             lr=lr,
             s_per_iter=round(per_iter, 4),
-            eta_s=round(per_iter * (cfg.max_iter - it), 1),
+            eta_s=round(per_iter * (max_iter - it), 1),
             epoch=trainer.sampler.epoch,
         )
 
 
-class TimeBudgetHook(Hook):
-    """Stops (reason "time_budget") when the time since `start` plus the expected cost of the final
-    evaluation and save would pass `train.time`."""
+def eval_period(trainer: Trainer) -> int:
+    """Schedule positions between evaluations: eval.period times the plan's stride."""
+    return trainer.config.eval.period * trainer.plan.eval_stride
 
-    def __init__(self, start: float) -> None:
-        self.start = start
 
-    def after_step(self, trainer: Trainer, losses: dict[str, float]) -> None:
-        budget = trainer.config.train.time_budget_s
-        if budget is None or not trainer.dist.is_main or trainer.state.stop_reason is not None:
-            return
-        reserve = trainer.durations.get("eval", 0.0) + trainer.durations.get("checkpoint", 0.0)
-        elapsed = time.monotonic() - self.start
-        if elapsed + reserve >= budget:
-            trainer.state.stop_reason = "time_budget"
-            trainer.log.info(
-                "time budget %s reached after %.0f s at iteration %d: evaluating and saving",
-                trainer.config.train.time,
-                elapsed,
-                trainer.state.iteration,
-            )
+def checkpoint_period(trainer: Trainer) -> int:
+    """Schedule positions between saves of last.pt: train.checkpoint_period, else the evaluation period."""
+    return trainer.config.train.checkpoint_period or eval_period(trainer)
 
 
 class EvalHook(Hook):
-    """Every `eval.period` iterations and at the end: validation loss + COCO metrics ("eval" event),
-    `best.pt` when the selection metric improves by more than `eval.min_delta`, early stopping after
-    `eval.patience` evaluations without improvement. Rank 0 only; `evaluate(trainer)` runs one pass."""
+    """Every `eval.period` iterations (in schedule positions: `eval_period`) and at the end: validation
+    loss + COCO metrics ("eval" event), `best.pt` when the selection metric improves by more than
+    `eval.min_delta`, early stopping after `eval.patience` evaluations without improvement. Rank 0 only;
+    `evaluate(trainer)` runs one pass."""
 
     def __init__(self, evaluate: Callable[[Trainer], EvalRecord], checkpoint_dir: Path) -> None:
         self.evaluate = evaluate
         self.best_path = checkpoint_dir / BEST
 
     def after_step(self, trainer: Trainer, losses: dict[str, float]) -> None:
-        if trainer.dist.is_main and trainer.state.iteration % trainer.config.eval.period == 0:
+        if trainer.dist.is_main and trainer.plan.due(trainer.state.iteration, eval_period(trainer)):
             self._evaluate(trainer)
 
     def after_train(self, trainer: Trainer) -> None:
@@ -94,7 +83,7 @@ class EvalHook(Hook):
 
     def _evaluate(self, trainer: Trainer) -> None:
         cfg, state = trainer.config.eval, trainer.state
-        started = time.monotonic()
+        started = run_plan.now()
         record = self.evaluate(trainer)
         state.last_eval = record
         value = record.value(cfg.metric)
@@ -116,7 +105,7 @@ class EvalHook(Hook):
             )
         else:
             state.bad_evals += 1
-        trainer.durations["eval"] = time.monotonic() - started
+        trainer.timings.add_eval(run_plan.now() - started)
         trainer.log.event(
             "eval",
             state.iteration,
@@ -126,7 +115,7 @@ class EvalHook(Hook):
             per_class_ap=record.per_class_ap,
             best=improved,
             best_metric=state.best_metric,
-            eval_s=round(trainer.durations["eval"], 2),
+            eval_s=round(trainer.timings.eval_s, 2),
         )
         trainer.log.info(
             "iteration %d: val_loss %.4f, AP %.4f, AP50 %.4f%s",
@@ -149,14 +138,14 @@ class EvalHook(Hook):
 
 
 class CheckpointHook(Hook):
-    """`last.pt` every `train.checkpoint_period` iterations (default: `eval.period`) and at the end."""
+    """`last.pt` every `train.checkpoint_period` iterations (default: with the evaluations; schedule positions,
+    see `checkpoint_period`) and at the end."""
 
     def __init__(self, checkpoint_dir: Path) -> None:
         self.folder = checkpoint_dir
 
     def after_step(self, trainer: Trainer, losses: dict[str, float]) -> None:
-        period = trainer.config.train.checkpoint_period or trainer.config.eval.period
-        if trainer.state.iteration % period == 0 and trainer.state.stop_reason is None:
+        if trainer.plan.due(trainer.state.iteration, checkpoint_period(trainer)) and trainer.state.stop_reason is None:
             self.save(trainer)  # when stopping, after_train saves once the final evaluation is done
 
     def after_train(self, trainer: Trainer) -> None:
@@ -166,7 +155,7 @@ class CheckpointHook(Hook):
     def save(self, trainer: Trainer) -> None:
         if not trainer.dist.is_main:
             return
-        started = time.monotonic()
+        started = run_plan.now()
         save_last(trainer.state_dict(), self.folder)
         trainer.state.last_saved = trainer.state.iteration
-        trainer.durations["checkpoint"] = time.monotonic() - started
+        trainer.timings.add_checkpoint(run_plan.now() - started)

@@ -88,6 +88,12 @@ class TrainLogger:
             shown = {k.removeprefix("loss_"): f"{v:.3f}" for k, v in losses.items()}
             self._bar.set_postfix(shown, refresh=False)
 
+    def set_total(self, total: int) -> None:
+        """The number of iterations the progress bar counts to (the run's plan changed)."""
+        if self._bar is not None:
+            self._bar.total = total
+            self._bar.refresh()
+
     def info(self, message: str, *args: Any) -> None:
         if self.enabled:
             logger.info(message, *args)

@@ -20,6 +20,7 @@ from detforge.data.sampler import TrainingSampler
 from detforge.engine.distributed import DistInfo, all_true, broadcast_flag
 from detforge.engine.ema import ModelEMA
 from detforge.engine.logs import TrainLogger
+from detforge.engine.plan import RunPlan, RunTimings
 from detforge.engine.result import EvalRecord, StopReason, TrainingDiverged
 from detforge.errors import CheckpointError, DatasetError, DetforgeError
 from detforge.structures.detections import Target
@@ -185,7 +186,8 @@ class Hook:
 @dataclass
 class Trainer:
     """The objects of one run and the step that updates them. `detector` is the bare model; `module` is
-    what computes training losses (a `LossModule`, DDP-wrapped in distributed runs)."""
+    what computes training losses (a `LossModule`, DDP-wrapped in distributed runs); `plan` is the one
+    `scheduler` follows (its length, LR position and evaluation points; a time budget refits it)."""
 
     config: Config
     detector: Detector
@@ -201,8 +203,9 @@ class Trainer:
     amp: AmpSettings
     log: TrainLogger
     checkpoint_dir: Path
+    plan: RunPlan
     state: TrainState = field(default_factory=TrainState)
-    durations: dict[str, float] = field(default_factory=dict)
+    timings: RunTimings = field(default_factory=RunTimings)
     _batches: Iterator[Batch] | None = None
 
     @property
@@ -282,17 +285,18 @@ class Trainer:
         )
 
     def run(self, hooks: Sequence[Hook]) -> None:
-        """Step until max_iter or a hook sets `state.stop_reason`; then the hooks' `after_train`."""
+        """Step until the plan's max_iter or a hook sets `state.stop_reason`; then the hooks' `after_train`.
+        A plan that ran to its end is stopped by "max_iter", or by "time_budget" when a budget sized it."""
         for hook in hooks:
             hook.before_train(self)
-        while self.state.iteration < self.config.train.max_iter and self.state.stop_reason is None:
+        while self.state.iteration < self.plan.max_iter and self.state.stop_reason is None:
             losses = self.step()
             self.state.iteration += 1
             for hook in hooks:
                 hook.after_step(self, losses)
             self._sync_stop()
         if self.state.stop_reason is None:
-            self.state.stop_reason = "max_iter"
+            self.state.stop_reason = "time_budget" if self.plan.fitted else "max_iter"
         for hook in hooks:
             hook.after_train(self)
 
@@ -318,6 +322,7 @@ class Trainer:
             "sampler": self.sampler.state_dict(),
             "rng": get_rng_state(self.device),
             "state": self.state.state_dict(),
+            "plan": self.plan.state_dict(),
             "config": self.config.model_dump(mode="json"),
         }
 
@@ -340,8 +345,23 @@ class Trainer:
             self.scaler.load_state_dict(ckpt["scaler"])
         self.sampler.load_state_dict(ckpt["sampler"])
         self.state.load_state_dict(ckpt["state"])
+        self._load_plan(ckpt.get("plan"))
         set_rng_state(ckpt["rng"], self.device)
         if self.dist.rank:
             torch.manual_seed(self.config.train.seed + 1000 * self.dist.rank + self.state.iteration)
         self._batches = None
         broadcast_flag(True, self.dist, self.device)  # all ranks loaded before anyone steps
+
+    def _load_plan(self, saved: dict[str, Any] | None) -> None:
+        """The saved plan, kept as it was; a fresh one from the current iteration (positions = iterations, as
+        before plans were saved) when there is none or train.max_iter changed since."""
+        it, max_iter = self.state.iteration, self.config.train.max_iter
+        used = 0.0 if saved is None else float(saved["used_s"])
+        if saved is not None and int(saved["length"]) == max_iter:
+            self.plan.load_state_dict(saved)
+            return
+        if saved is not None:
+            self.log.info("train.max_iter changed to %d: the saved schedule plan is replaced", max_iter)
+        fresh = RunPlan(length=max_iter, max_iter=max_iter)
+        fresh.anchor_iteration, fresh.anchor_position, fresh.before_anchor = it, float(it), float(it - 1)
+        self.plan.load_state_dict(fresh.state_dict() | {"used_s": used})

@@ -1,5 +1,5 @@
 """Optimizer (no weight decay on norms and biases) and the learning-rate schedule: linear warmup, then
-multistep or cosine decay."""
+multistep or cosine decay, over the run plan's schedule positions."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from detforge.config import TrainConfig
+from detforge.engine.plan import RunPlan
 
 __all__ = ["build_optimizer", "build_scheduler", "lr_factor", "split_decay_params"]
 
@@ -52,22 +53,25 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
 
 
-def lr_factor(iteration: int, cfg: TrainConfig) -> float:
-    """The LR multiplier for optimizer step `iteration` (0-based): linear warmup from `warmup_factor` to 1
-    over `warmup_iters`, times the decay (multistep: `gamma` per passed step; cosine: half cosine to 0
-    at `max_iter`)."""
+def lr_factor(position: float, cfg: TrainConfig) -> float:
+    """The LR multiplier at schedule `position` (the iteration number of a run that keeps its max_iter;
+    see RunPlan): linear warmup from `warmup_factor` to 1 over `warmup_iters`, times the decay
+    (multistep: `gamma` per passed step; cosine: half cosine to 0 at `max_iter`)."""
     if cfg.scheduler == "multistep":
-        decay = cfg.gamma ** sum(1 for s in cfg.lr_steps if iteration >= s)
+        decay = cfg.gamma ** sum(1 for s in cfg.lr_steps if position >= s)
     else:
-        progress = min(iteration, cfg.max_iter) / cfg.max_iter
+        progress = min(position, cfg.max_iter) / cfg.max_iter
         decay = 0.5 * (1.0 + math.cos(math.pi * progress))
-    if iteration < cfg.warmup_iters:
-        alpha = iteration / cfg.warmup_iters
+    if position < cfg.warmup_iters:
+        alpha = position / cfg.warmup_iters
         decay *= cfg.warmup_factor * (1 - alpha) + alpha
     return decay
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
-    """A LambdaLR applying `lr_factor`; call `.step()` once after each optimizer step. Its state dict
-    holds plain values only (the factor function is rebuilt from the config)."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, cfg))
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, plan: RunPlan
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A LambdaLR applying `lr_factor` at `plan`'s position of each iteration (a refit of the plan moves
+    the rest of the schedule); call `.step()` once after each optimizer step. Its state dict holds plain
+    values only (the factor function is rebuilt from the config and the plan)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(plan.position(it), cfg))

@@ -65,8 +65,8 @@ def amp_settings(config: Config, device: torch.device) -> AmpSettings:
 def deterministic_mode(setting: bool | str, device: torch.device) -> Iterator[None]:
     """Deterministic kernels (warn-only where torch has none) and no cuDNN autotuning while inside
     `setting` "auto" = on for CPU, off for CUDA. cuDNN benchmark mode is never switched on: detection
-    batches change shape from step to step and each new shape is autotuned again (measured on an H100,
-    MobileNetV2-FPN batch 8: a plain training loop ran at 0.65x its speed with benchmark mode on).
+    batches change shape from step to step and each new shape would be autotuned again, which makes
+    training slower, not faster.
     Restores the previous global settings on exit."""
     previous = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
     enabled = device.type != "cuda" if setting == "auto" else bool(setting)

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import random
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,9 @@ import torch
 
 from detforge._version import __version__
 from detforge.config import Config, check_schedule, dump_config
-from detforge.engine.callbacks import BEST, CheckpointHook, EvalHook, LogHook, TimeBudgetHook
+from detforge.engine import plan as run_plan
+from detforge.engine.budget import TimeBudgetHook
+from detforge.engine.callbacks import BEST, CheckpointHook, EvalHook, LogHook
 from detforge.engine.checkpoint import LAST, load_resume_checkpoint, remove_partial_files
 from detforge.engine.distributed import DistInfo, cleanup, env_dist_info, init_process_group
 from detforge.engine.ema import ModelEMA
@@ -29,6 +30,7 @@ from detforge.engine.launch import spawn_workers
 from detforge.engine.logs import METRICS_FILE, TrainLogger, read_metrics
 from detforge.engine.loop import Hook, LossModule, Trainer
 from detforge.engine.optim import build_optimizer, build_scheduler
+from detforge.engine.plan import RunPlan
 from detforge.engine.result import EvalRecord, TrainingDiverged, TrainResult
 from detforge.engine.setup import (
     DataSplits,
@@ -44,6 +46,7 @@ from detforge.engine.validation import run_evaluation
 from detforge.errors import CheckpointError, ConfigError
 from detforge.fileio import atomic_write_json, atomic_write_text, remove_partial_writes
 from detforge.models.safeload import scan_torch_file
+from detforge.thresholds import DEFAULT_SCORE_THRESHOLD
 
 if TYPE_CHECKING:
     from detforge.models.detector import Detector
@@ -54,7 +57,6 @@ logger = logging.getLogger("detforge.train")
 
 MODEL_FILE = "model.pt"
 RESULT_FILE = "result.json"
-ARTIFACT_SCORE_THRESHOLD = 0.5
 
 
 def train_from_config(
@@ -73,7 +75,9 @@ def train_from_config(
         raise ConfigError(f"devices={devices}: expected 1 or more processes")
     info = env_dist_info()
     if info is None and devices > 1:
-        return TrainResult.from_json(spawn_workers(config, out_dir, devices=devices, resume=resume, progress=progress))
+        return TrainResult.from_json(
+            spawn_workers(train_from_config, config, out_dir, devices=devices, resume=resume, progress=progress)
+        )
     info = info or DistInfo()
     if devices > 1 and devices != info.world_size:
         logger.warning("devices=%d ignored: the launcher started %d processes", devices, info.world_size)
@@ -139,7 +143,7 @@ def _build_detector(config: Config, splits: DataSplits, device: torch.device) ->
 def _train(
     config: Config, out_dir: Path, *, resume: bool, info: DistInfo, device: torch.device, progress: bool
 ) -> TrainResult:
-    started = time.monotonic()
+    started = run_plan.now()
     _prepare_out_dir(out_dir, resume, info)
     ckpt_dir = out_dir / "checkpoints"
     ckpt = _resume_state(config, out_dir, info) if resume else None
@@ -211,12 +215,13 @@ def _make_trainer(
     sampler, loader = build_train_loader(config, splits.train, info, max_size=detector.max_size, pin_memory=cuda)
     amp = amp_settings(config, device)
     optimizer = build_optimizer(detector, config.train)
+    plan = RunPlan.start(config.train.max_iter)
     return Trainer(
         config=config,
         detector=detector,
         module=module,
         optimizer=optimizer,
-        scheduler=build_scheduler(optimizer, config.train),
+        scheduler=build_scheduler(optimizer, config.train, plan),
         scaler=torch.amp.GradScaler(device.type, enabled=amp.enabled and amp.dtype == torch.float16),
         ema=ModelEMA(detector, config.train.ema_decay) if config.train.ema and info.is_main else None,
         sampler=sampler,
@@ -226,6 +231,7 @@ def _make_trainer(
         amp=amp,
         log=log,
         checkpoint_dir=ckpt_dir,
+        plan=plan,
     )
 
 
@@ -233,7 +239,7 @@ def _hooks(
     config: Config, splits: DataSplits, *, info: DistInfo, device: torch.device, started: float, ckpt_dir: Path
 ) -> list[Hook]:
     """Logging, time budget, evaluation (rank 0, when there is a validation subset), checkpoints: in this order."""
-    hooks: list[Hook] = [LogHook(), TimeBudgetHook(started)]
+    hooks: list[Hook] = [LogHook(), TimeBudgetHook(started, val_images=0 if splits.val is None else len(splits.val))]
     if splits.val is not None and info.is_main:
         batch = per_rank_batch(config, info)
         val_loader, evaluator = build_val_loader(config, splits.val, batch_size=batch, pin_memory=device.type == "cuda")
@@ -282,7 +288,7 @@ def _write_artifact(trainer: Trainer, splits: DataSplits, out_dir: Path) -> None
         category_ids=tuple(splits.categories.ids),
         min_size=model.min_size,
         max_size=model.max_size,
-        score_threshold=ARTIFACT_SCORE_THRESHOLD,
+        score_threshold=DEFAULT_SCORE_THRESHOLD,  # until calibrated (score_threshold_calibrated=False)
         detforge_version=__version__,
         extra=extra,
     )

@@ -9,8 +9,9 @@ from typing import Literal
 from detforge.errors import CheckpointError, ConfigError
 from detforge.models.aliases import resolve_model_name
 from detforge.models.detector import DetectionParams, Detector
+from detforge.models.families import make_detector
 from detforge.models.info import ModelInfo
-from detforge.models.torchvision_graphs import BackboneSetup, build_module
+from detforge.models.torchvision_graphs import BackboneSetup
 from detforge.models.weights import (
     Downloader,
     StateFile,
@@ -22,14 +23,13 @@ from detforge.models.weights import (
     read_state_file,
 )
 from detforge.models.zoo import MODELS
+from detforge.thresholds import EVAL_SCORE_THRESHOLD
 
-__all__ = ["EVAL_SCORE_THRESHOLD", "WEIGHT_KINDS", "build_detector"]
+__all__ = ["WEIGHT_KINDS", "build_detector"]
 
 log = logging.getLogger(__name__)
 
 WEIGHT_KINDS = ("coco", "imagenet", "none")
-EVAL_SCORE_THRESHOLD = 0.05
-"""Score threshold `predict` starts with: low, so that evaluation sees the whole precision-recall curve."""
 
 
 def build_detector(
@@ -84,14 +84,13 @@ def build_detector(
         eps = _file_eps(info, path, state)
 
     setup = BackboneSetup(pretrained=kind != "none", trainable_layers=trainable_backbone_layers, frozen_bn_eps=eps)
-    module = build_module(info, num_classes=num_classes + 1, setup=setup, min_size=min_size, max_size=max_size)
+    detector = make_detector(info, num_classes=num_classes, setup=setup, min_size=min_size, max_size=max_size)
     if state is None:
         report = WeightsReport(0, source="none")
     elif kind == "imagenet":
-        report = load_backbone_weights(module, state.state_dict, info, source=source)
+        report = load_backbone_weights(detector.model, state.state_dict, info, source=source)
     else:
-        report = load_detector_weights(module, state.state_dict, info, source=source)
-    detector = Detector(module, name=canonical, num_classes=num_classes, has_masks=info.has_masks, setup=setup)
+        report = load_detector_weights(detector.model, state.state_dict, info, source=source)
     current = detector.detection_params
     detector.detection_params = DetectionParams(EVAL_SCORE_THRESHOLD, current.nms_thresh, current.detections_per_img)
     return detector, report

@@ -1,17 +1,19 @@
-"""Detector: the one adapter between detforge's typed Target/Detections and torchvision's List[Dict] API.
+"""Detector: the one interface the trainer, evaluator, predictor, exporter and service use, whatever the family.
 
-detforge labels are 0..K-1; the wrapped torchvision model has K+1 classes with 0 = background, so
-labels are shifted by one here and nowhere else. Training losses, validation losses and predictions
-are three explicit methods rather than one `forward` whose result depends on `self.training`.
+A family implements it in its own module (`torchvision_detector.TorchvisionDetector` for torchvision's
+detection models, `onestage.detector.OneStageDetector` for detforge's one-stage models): the network
+(`model`, whose state dict is what an artifact stores), its input size bounds, its post-processing
+parameters, training losses, predictions and its export graph. Labels are 0..K-1 everywhere outside a
+family's module. Training losses, validation losses and predictions are three explicit methods rather
+than one `forward` whose result depends on `self.training`.
 """
 
 from __future__ import annotations
 
-import copy
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -20,20 +22,21 @@ from torch.nn.modules.dropout import _DropoutNd
 
 from detforge.models.torchvision_graphs import BackboneSetup
 from detforge.structures.detections import Detections, Target
+from detforge.thresholds import EVAL_SCORE_THRESHOLD
 
 __all__ = ["DetectionParams", "Detector"]
 
-_MASK_THRESHOLD = 0.5
 _VALIDATION_SEED = 0
 
 
 @dataclass(frozen=True)
 class DetectionParams:
-    """Post-processing of predictions. score_thresh: minimum score in [0, 1) kept (0.05 suits evaluation;
-    deployment thresholds are applied later); nms_thresh: IoU in (0, 1] above which same-class boxes are
-    suppressed; detections_per_img: at most this many detections per image (>= 1)."""
+    """Post-processing of predictions. score_thresh: minimum score in [0, 1) kept (the default,
+    `EVAL_SCORE_THRESHOLD`, suits evaluation; deployment thresholds are applied later); nms_thresh: IoU
+    in (0, 1] above which same-class boxes are suppressed; detections_per_img: at most this many
+    detections per image (>= 1)."""
 
-    score_thresh: float = 0.05
+    score_thresh: float = EVAL_SCORE_THRESHOLD
     nms_thresh: float = 0.5
     detections_per_img: int = 100
 
@@ -62,10 +65,10 @@ def _modes(module: nn.Module, *, training: bool, freeze_statistics: bool = False
             m.training = mode
 
 
-class Detector(nn.Module):
-    """A torchvision detection model (`self.model`) behind typed methods.
+class Detector(nn.Module, ABC):
+    """A detection network (`self.model`) behind typed methods; one subclass per model family.
 
-    Images: float32 [3, H, W] in [0, 1], any sizes; the model resizes them (shorter side `min_size`,
+    Images: float32 [3, H, W] in [0, 1], any sizes; the family resizes them (shorter side `min_size`,
     longer side at most `max_size`) and maps predictions back to each image's pixel frame.
     """
 
@@ -79,55 +82,55 @@ class Detector(nn.Module):
         self.has_masks = has_masks
         self.setup = setup
 
-    # -- properties -----------------------------------------------------------------------------
+    # -- what a family provides -----------------------------------------------------------------
     @property
+    @abstractmethod
     def min_size(self) -> int:
         """Shorter side (px) images are resized to inside the model."""
-        transform: Any = self.model.get_submodule("transform")
-        return int(transform.min_size[0])
 
     @property
+    @abstractmethod
     def max_size(self) -> int:
         """Upper bound (px) of the longer side after resizing."""
-        transform: Any = self.model.get_submodule("transform")
-        return int(transform.max_size)
 
+    @property
+    @abstractmethod
+    def detection_params(self) -> DetectionParams:
+        """Score threshold, NMS IoU and detections-per-image of `predict`; settable."""
+
+    @detection_params.setter
+    @abstractmethod
+    def detection_params(self, params: DetectionParams) -> None: ...
+
+    @abstractmethod
+    def with_detection_params(self, params: DetectionParams) -> Detector:
+        """A Detector that shares this one's weights and modules (no tensor is copied) but predicts with
+        `params`; this one keeps its own. Moving or training either moves or trains both."""
+
+    @abstractmethod
+    def _losses(self, images: list[Tensor], targets: list[Target]) -> dict[str, Tensor]:
+        """Loss terms of checked images (on the model's device) and checked targets (same device)."""
+
+    @abstractmethod
+    def _predict(self, images: list[Tensor]) -> list[Detections]:
+        """Detections of checked images; called in eval mode without gradients."""
+
+    @abstractmethod
+    def export_graph(self) -> nn.Module:
+        """The deployment graph (CPU, eval): `forward(image float32 [3, H, W] in [0, 1])` -> (boxes [N, 4] XYXY px
+        of the image, labels int64 [N] in 0..K-1, scores [N]) plus masks [N, 1, H, W] probabilities for mask
+        models, with this detector's post-processing inside."""
+
+    def script_graph(self) -> torch.jit.ScriptModule:
+        """`export_graph()` as TorchScript (scripted; families whose graph is traced override this)."""
+        scripted: torch.jit.ScriptModule = torch.jit.script(self.export_graph())
+        return scripted
+
+    # -- shared ---------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def _postprocessor(self) -> Any:
-        """The module holding score_thresh / nms_thresh / detections_per_img (RoI heads of two-stage models)."""
-        return self.model.get_submodule("roi_heads") if hasattr(self.model, "roi_heads") else self.model
-
-    @property
-    def detection_params(self) -> DetectionParams:
-        """Score threshold, NMS IoU and detections-per-image of `predict`; settable."""
-        p = self._postprocessor()
-        return DetectionParams(float(p.score_thresh), float(p.nms_thresh), int(p.detections_per_img))
-
-    @detection_params.setter
-    def detection_params(self, params: DetectionParams) -> None:
-        p = self._postprocessor()
-        p.score_thresh = params.score_thresh
-        p.nms_thresh = params.nms_thresh
-        p.detections_per_img = params.detections_per_img
-
-    def with_detection_params(self, params: DetectionParams) -> Detector:
-        """A Detector that shares this one's weights and modules (no tensor is copied) but predicts with
-        `params`; this one keeps its own. Moving or training either moves or trains both."""
-        model = copy.copy(self.model)  # own attribute dict; parameters, buffers and submodules shared
-        if hasattr(self.model, "roi_heads"):  # two-stage: the thresholds live on a submodule
-            model._modules = dict(self.model._modules)
-            model._modules["roi_heads"] = copy.copy(self.model.get_submodule("roi_heads"))
-        clone = Detector(
-            model, name=self.name, num_classes=self.num_classes, has_masks=self.has_masks, setup=self.setup
-        )
-        clone.training = self.training  # the flag only: train() would reset every shared submodule
-        clone.detection_params = params
-        return clone
-
-    # -- conversion -----------------------------------------------------------------------------
     def _images(self, images: Sequence[Tensor]) -> list[Tensor]:
         device = self.device
         out = []
@@ -138,12 +141,10 @@ class Detector(nn.Module):
             out.append(image.to(device))
         return out
 
-    def _targets(self, images: list[Tensor], targets: Sequence[Target]) -> list[dict[str, Tensor]]:
+    def _targets(self, images: list[Tensor], targets: Sequence[Target]) -> list[Target]:
         if len(images) != len(targets):
             raise ValueError(f"expected one target per image, got {len(images)} images and {len(targets)} targets")
-        device = self.device
-        out = []
-        for image, target in zip(images, targets, strict=True):
+        for target in targets:
             labels = target.labels
             if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
                 raise ValueError(
@@ -155,37 +156,7 @@ class Detector(nn.Module):
                 raise ValueError(
                     f"image {target.image_id}: boxes need x2 > x1 and y2 > y1 (XYXY pixels), got {boxes[bad].tolist()}"
                 )
-            converted = {"boxes": boxes.to(device), "labels": labels.to(device) + 1}
-            if self.has_masks:
-                converted["masks"] = self._masks(image, target).to(device)
-            out.append(converted)
-        return out
-
-    def _masks(self, image: Tensor, target: Target) -> Tensor:
-        size = tuple(image.shape[-2:])
-        masks = target.masks
-        if masks is None:
-            if target.boxes.shape[0]:
-                raise ValueError(f"image {target.image_id}: {self.name} trains on masks; the target has none")
-            return torch.zeros((0, *size), dtype=torch.uint8)
-        if tuple(masks.shape[-2:]) != size:
-            raise ValueError(f"image {target.image_id}: masks are {list(masks.shape[-2:])}, the image is {list(size)}")
-        return masks.to(torch.uint8)
-
-    def _detections(self, output: dict[str, Tensor], image: Tensor) -> Detections:
-        labels = output["labels"]
-        scores = output["scores"].float()
-        # RetinaNet/FCOS score their unused class-0 (background) slot too; such detections are not classes.
-        keep = torch.nonzero(labels > 0).flatten()
-        order = keep[torch.argsort(scores[keep], descending=True, stable=True)]
-        masks = output.get("masks")
-        return Detections(
-            boxes=output["boxes"][order].float(),
-            labels=labels[order].long() - 1,
-            scores=scores[order],
-            image_size=(int(image.shape[-2]), int(image.shape[-1])),
-            masks=None if masks is None else masks[order, 0] > _MASK_THRESHOLD,
-        )
+        return [t.to(self.device) for t in targets]
 
     # -- the three verbs ------------------------------------------------------------------------
     def forward_loss(self, images: Sequence[Tensor], targets: Sequence[Target]) -> dict[str, Tensor]:
@@ -196,15 +167,14 @@ class Detector(nn.Module):
         if not self.training:
             raise RuntimeError("Detector.forward_loss needs train mode (call detector.train()); use validation_loss")
         batch = self._images(images)
-        losses: dict[str, Tensor] = self.model(batch, self._targets(batch, targets))
-        return losses
+        return self._losses(batch, self._targets(batch, targets))
 
     def validation_loss(self, images: Sequence[Tensor], targets: Sequence[Target]) -> dict[str, Tensor]:
         """The same loss terms as `forward_loss`, without gradients, without touching BatchNorm statistics or
-        using dropout, and with a fixed seed for the proposal sampling (the global RNG is left as it was).
+        using dropout, and with a fixed seed for any sampling (the global RNG is left as it was).
         Module modes are restored afterwards."""
         batch = self._images(images)
-        converted = self._targets(batch, targets)
+        checked = self._targets(batch, targets)
         device = self.device
         cuda = device.type == "cuda"
         with (
@@ -216,20 +186,17 @@ class Detector(nn.Module):
             if cuda:
                 index = torch.cuda.current_device() if device.index is None else device.index
                 torch.cuda.default_generators[index].manual_seed(_VALIDATION_SEED)
-            losses: dict[str, Tensor] = self.model(batch, converted)
-        return losses
+            return self._losses(batch, checked)
 
     def predict(self, images: Sequence[Tensor]) -> list[Detections]:
         """Detections per image (eval mode, no grad): XYXY boxes in that image's pixel frame, labels 0..K-1,
         scores sorted descending, bool [N, H, W] masks (probability > 0.5) for mask models; tensors on the
-        model's device. Exactly torchvision's output with labels shifted down by one, minus any detection
-        torchvision labels 0 (background; RetinaNet and FCOS can emit it from an untrained class-0 slot)."""
+        model's device."""
         if not images:
             return []
         batch = self._images(images)
         with torch.no_grad(), _modes(self.model, training=False):
-            outputs = self.model(batch)
-        return [self._detections(o, image) for o, image in zip(outputs, batch, strict=True)]
+            return self._predict(batch)
 
     def forward(self, images: Sequence[Tensor]) -> list[Detections]:
         """Same as `predict`."""

@@ -14,7 +14,7 @@ from typing import Any, Literal, get_args
 
 __all__ = ["MODEL_NAMES", "MODEL_ROWS", "BackboneKind", "Family", "ModelInfo", "ModelRow", "PretrainedKind"]
 
-Family = Literal["fasterrcnn", "retinanet", "fcos", "ssd", "maskrcnn"]
+Family = Literal["fasterrcnn", "retinanet", "fcos", "ssd", "maskrcnn", "gfl"]
 PretrainedKind = Literal["coco", "imagenet"]
 BackboneKind = Literal["resnet", "mobilenet", "ssdlite"]
 
@@ -24,7 +24,8 @@ class ModelInfo:
     """One zoo entry: what the model is, which weights exist, and how torchvision builds it.
 
     `builder` is a torchvision-style builder called as `builder(weights=None, weights_backbone=None,
-    num_classes=K+1, trainable_backbone_layers=..., **size_kwargs)`. `coco_url`/`imagenet_url` are the
+    num_classes=K+1, trainable_backbone_layers=..., **size_kwargs)`, or for the one-stage family ("gfl")
+    `builder(K)` returning a `onestage.model.OneStageNet`. `coco_url`/`imagenet_url` are the
     official files of the whole detector (COCO, 91 classes) and of the backbone (ImageNet classifier).
     `frozen_bn`: torchvision swaps the backbone's BatchNorm for FrozenBatchNorm2d when it starts from
     weights; `coco_bn_eps` is the FrozenBatchNorm eps torchvision sets with the COCO weights.
@@ -80,7 +81,10 @@ class ModelRow:
 
     params: trainable + frozen parameter count with COCO's 91 classes; gflops: floating point operations
     (multiply and add counted as 2) of one inference at the default size, in 1e9, or None when not counted;
-    input_size: (height, width) of the random image used for the count.
+    input_size: (height, width) of the random image used for the count. min_size / max_size: the default
+    resize (px): the shorter side to min_size unless the longer would pass max_size; fixed_size: the model
+    resizes every image to min_size x min_size instead. `zoo.MODELS` takes its sizes from here, so the
+    automatic config and `data stats` know them without importing torch.
     """
 
     name: str
@@ -91,6 +95,15 @@ class ModelRow:
     pretrained: tuple[PretrainedKind, ...]
     has_masks: bool
     description: str
+    min_size: int
+    max_size: int
+    fixed_size: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_size <= self.max_size:
+            raise ValueError(
+                f"ModelRow {self.name}: expected 0 < min_size <= max_size, got {self.min_size}, {self.max_size}"
+            )
 
 
 MODEL_ROWS: dict[str, ModelRow] = {
@@ -105,6 +118,8 @@ MODEL_ROWS: dict[str, ModelRow] = {
             ("coco", "imagenet"),
             False,
             "Faster R-CNN, ResNet-50 FPN (COCO box AP 37.0); the classic two-stage baseline",
+            min_size=800,
+            max_size=1333,
         ),
         ModelRow(
             "fasterrcnn_resnet50_fpn_v2",
@@ -115,6 +130,8 @@ MODEL_ROWS: dict[str, ModelRow] = {
             ("coco", "imagenet"),
             False,
             "Faster R-CNN, ResNet-50 FPN v2 recipe (COCO box AP 46.7); most accurate, slowest",
+            min_size=800,
+            max_size=1333,
         ),
         ModelRow(
             "fasterrcnn_mobilenet_v3_large_fpn",
@@ -125,6 +142,8 @@ MODEL_ROWS: dict[str, ModelRow] = {
             ("coco", "imagenet"),
             False,
             "Faster R-CNN, MobileNetV3-Large FPN (COCO box AP 32.8); fast on CPU",
+            min_size=800,
+            max_size=1333,
         ),
         ModelRow(
             "fasterrcnn_mobilenet_v3_large_320_fpn",
@@ -135,6 +154,8 @@ MODEL_ROWS: dict[str, ModelRow] = {
             ("coco", "imagenet"),
             False,
             "Faster R-CNN, MobileNetV3-Large FPN at 320 px (COCO box AP 22.8); fastest two-stage model",
+            min_size=320,
+            max_size=640,
         ),
         ModelRow(
             "fasterrcnn_mobilenet_v2_fpn",
@@ -145,6 +166,8 @@ MODEL_ROWS: dict[str, ModelRow] = {
             ("imagenet",),
             False,
             "Faster R-CNN, MobileNetV2 FPN; ImageNet backbone ships offline (the CPU demo model)",
+            min_size=512,
+            max_size=853,
         ),
         ModelRow(
             "retinanet_resnet50_fpn",
@@ -155,6 +178,8 @@ MODEL_ROWS: dict[str, ModelRow] = {
             ("coco", "imagenet"),
             False,
             "RetinaNet, ResNet-50 FPN (COCO box AP 36.4); one-stage with focal loss",
+            min_size=800,
+            max_size=1333,
         ),
         ModelRow(
             "fcos_resnet50_fpn",
@@ -165,6 +190,8 @@ MODEL_ROWS: dict[str, ModelRow] = {
             ("coco", "imagenet"),
             False,
             "FCOS, ResNet-50 FPN (COCO box AP 39.2); anchor-free one-stage",
+            min_size=800,
+            max_size=1333,
         ),
         ModelRow(
             "ssdlite320_mobilenet_v3_large",
@@ -175,6 +202,9 @@ MODEL_ROWS: dict[str, ModelRow] = {
             ("coco",),
             False,
             "SSDlite, MobileNetV3-Large at a fixed 320x320 (COCO box AP 21.3); lowest latency",
+            min_size=320,
+            max_size=320,
+            fixed_size=True,
         ),
         ModelRow(
             "maskrcnn_resnet50_fpn",
@@ -185,12 +215,39 @@ MODEL_ROWS: dict[str, ModelRow] = {
             ("coco", "imagenet"),
             True,
             "Mask R-CNN, ResNet-50 FPN (COCO box AP 37.9, mask AP 34.6); boxes and instance masks",
+            min_size=800,
+            max_size=1333,
+        ),
+        ModelRow(
+            "gfl_mobilenet_v2_s",
+            "gfl",
+            1_908_826,
+            3.2,
+            (416, 555),
+            ("imagenet",),
+            False,
+            "detforge one-stage (GFL head, ATSS), MobileNetV2 + 96-channel PAN; ImageNet backbone ships offline",
+            min_size=416,
+            max_size=704,
+        ),
+        ModelRow(
+            "gfl_mobilenet_v2_m",
+            "gfl",
+            2_016_442,
+            3.8,
+            (416, 555),
+            ("imagenet",),
+            False,
+            "detforge one-stage (GFL head, ATSS), MobileNetV2 + 128-channel PAN, deeper head",
+            min_size=416,
+            max_size=704,
         ),
     )
 }
-"""Every model detforge builds, in display order. params: 91 classes, FrozenBatchNorm where torchvision uses
-it; gflops: measured once with `zoo.count_gflops` (torch 2.14.1, torchvision 0.29.1, random weights, 91
-classes, one random image of `input_size` in eval mode). The RoI heads' share depends on how many proposals
+"""Every model detforge builds, in display order. params: 91 classes (90 and background; the gfl rows have
+no background slot: 90), FrozenBatchNorm where torchvision uses it; gflops: measured once with
+`zoo.count_gflops` (torch 2.14.1, torchvision 0.29.1, random weights, 91 classes, one random image of
+`input_size` in eval mode). The RoI heads' share depends on how many proposals
 and detections survive, so trained weights give somewhat different numbers. `detforge models
 --measure-gflops` counts them again."""
 

@@ -24,7 +24,13 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from detforge.errors import ConfigError
 from detforge.models.info import ModelInfo
 
-__all__ = ["BackboneSetup", "build_module", "fasterrcnn_mobilenet_v2_fpn"]
+__all__ = [
+    "BackboneSetup",
+    "apply_backbone_setup",
+    "build_module",
+    "check_trainable_layers",
+    "fasterrcnn_mobilenet_v2_fpn",
+]
 
 _V2_RETURNED_STAGES = [2, 3, 5]  # outputs at strides 8, 16, 32 (+ max-pool level at 64)
 _V2_ANCHOR_SIZES = ((16, 24, 32), (48, 64, 96), (128, 160, 192), (256, 384, 512))
@@ -124,18 +130,27 @@ def build_module(
             kwargs["min_size"] = min_size
         if max_size is not None:
             kwargs["max_size"] = max_size
-    trainable = _check_trainable_layers(info, setup)
+    check_trainable_layers(info, setup)
     builder: Callable[..., nn.Module] = info.builder
     model = builder(weights=None, weights_backbone=None, num_classes=num_classes, **kwargs)
-    if setup.pretrained and info.backbone != "ssdlite":
-        body = model.get_submodule("backbone.body")
-        if info.frozen_bn:
-            _freeze_batchnorm(body, setup.frozen_bn_eps)
-        _freeze_stages(body, info.backbone, trainable)
+    if info.backbone != "ssdlite":
+        apply_backbone_setup(model.get_submodule("backbone.body"), info, setup)
     return model
 
 
-def _check_trainable_layers(info: ModelInfo, setup: BackboneSetup) -> int:
+def apply_backbone_setup(body: nn.Module, info: ModelInfo, setup: BackboneSetup) -> None:
+    """Give a ResNet or MobileNet backbone body torchvision's fine-tuning set-up when `setup.pretrained`:
+    FrozenBatchNorm2d (when `info.frozen_bn`) and all but the last `trainable_layers` stages frozen. A body
+    without pretrained weights is left as built (trainable BatchNorm, every stage trains)."""
+    trainable = check_trainable_layers(info, setup)
+    if setup.pretrained:
+        if info.frozen_bn:
+            _freeze_batchnorm(body, setup.frozen_bn_eps)
+        _freeze_stages(body, info.backbone, trainable)
+
+
+def check_trainable_layers(info: ModelInfo, setup: BackboneSetup) -> int:
+    """The backbone stages that train for `setup` (ConfigError when more than the model has)."""
     default, maximum = info.trainable_layers
     value = setup.trainable_layers
     if value is not None and value > maximum:

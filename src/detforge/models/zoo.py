@@ -1,4 +1,4 @@
-"""The model zoo: one explicit table, name -> ModelInfo (torchvision builder + facts), and `detforge models`."""
+"""The model zoo: one explicit table, name -> ModelInfo (builder + facts), and `detforge models`."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from torchvision.models import MobileNet_V2_Weights, MobileNet_V3_Large_Weights,
 from torchvision.models import detection as tvd
 
 from detforge.models.aliases import resolve_model_name
+from detforge.models.families import make_detector
 from detforge.models.info import MODEL_ROWS, ModelInfo, ModelRow
-from detforge.models.torchvision_graphs import BackboneSetup, build_module, fasterrcnn_mobilenet_v2_fpn
+from detforge.models.onestage.model import gfl_mobilenet_v2_m, gfl_mobilenet_v2_s
+from detforge.models.torchvision_graphs import BackboneSetup, fasterrcnn_mobilenet_v2_fpn
 
 __all__ = [
     "MODELS",
@@ -27,13 +29,24 @@ __all__ = [
 
 _R50 = ResNet50_Weights.IMAGENET1K_V1.url
 _MV3 = MobileNet_V3_Large_Weights.IMAGENET1K_V1.url
+_MV2 = MobileNet_V2_Weights.IMAGENET1K_V1.url
+_COCO_CLASSES = 90  # torchvision's COCO label space without its background slot: 91 outputs for its models
 
 
-def _entry(name: str, min_size: int, max_size: int, builder: Callable[..., Any], **build: Any) -> ModelInfo:
-    """The ModelInfo of `name`: family, masks, pretrained kinds and description from its MODEL_ROWS row."""
+def _entry(name: str, builder: Callable[..., Any], **build: Any) -> ModelInfo:
+    """The ModelInfo of `name`: family, masks, sizes, pretrained kinds and description from its MODEL_ROWS row."""
     row = MODEL_ROWS[name]
     return ModelInfo(
-        name, row.family, row.has_masks, min_size, max_size, row.pretrained, row.description, builder, **build
+        name,
+        row.family,
+        row.has_masks,
+        row.min_size,
+        row.max_size,
+        row.pretrained,
+        row.description,
+        builder,
+        fixed_size=row.fixed_size,
+        **build,
     )
 
 
@@ -42,8 +55,6 @@ MODELS: dict[str, ModelInfo] = {
     for info in (
         _entry(
             "fasterrcnn_resnet50_fpn",
-            800,
-            1333,
             tvd.fasterrcnn_resnet50_fpn,
             coco_url=tvd.FasterRCNN_ResNet50_FPN_Weights.COCO_V1.url,
             imagenet_url=_R50,
@@ -51,8 +62,6 @@ MODELS: dict[str, ModelInfo] = {
         ),
         _entry(
             "fasterrcnn_resnet50_fpn_v2",
-            800,
-            1333,
             tvd.fasterrcnn_resnet50_fpn_v2,
             coco_url=tvd.FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1.url,
             imagenet_url=_R50,
@@ -60,8 +69,6 @@ MODELS: dict[str, ModelInfo] = {
         ),
         _entry(
             "fasterrcnn_mobilenet_v3_large_fpn",
-            800,
-            1333,
             tvd.fasterrcnn_mobilenet_v3_large_fpn,
             backbone="mobilenet",
             coco_url=tvd.FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1.url,
@@ -70,8 +77,6 @@ MODELS: dict[str, ModelInfo] = {
         ),
         _entry(
             "fasterrcnn_mobilenet_v3_large_320_fpn",
-            320,
-            640,
             tvd.fasterrcnn_mobilenet_v3_large_320_fpn,
             backbone="mobilenet",
             coco_url=tvd.FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.COCO_V1.url,
@@ -80,17 +85,13 @@ MODELS: dict[str, ModelInfo] = {
         ),
         _entry(
             "fasterrcnn_mobilenet_v2_fpn",
-            512,
-            853,
             fasterrcnn_mobilenet_v2_fpn,
             backbone="mobilenet",
-            imagenet_url=MobileNet_V2_Weights.IMAGENET1K_V1.url,
+            imagenet_url=_MV2,
             trainable_layers=(3, 6),
         ),
         _entry(
             "retinanet_resnet50_fpn",
-            800,
-            1333,
             tvd.retinanet_resnet50_fpn,
             coco_url=tvd.RetinaNet_ResNet50_FPN_Weights.COCO_V1.url,
             imagenet_url=_R50,
@@ -98,36 +99,37 @@ MODELS: dict[str, ModelInfo] = {
         ),
         _entry(
             "fcos_resnet50_fpn",
-            800,
-            1333,
             tvd.fcos_resnet50_fpn,
             coco_url=tvd.FCOS_ResNet50_FPN_Weights.COCO_V1.url,
             imagenet_url=_R50,
         ),
         _entry(
             "ssdlite320_mobilenet_v3_large",
-            320,
-            320,
             tvd.ssdlite320_mobilenet_v3_large,
             backbone="ssdlite",
             coco_url=tvd.SSDLite320_MobileNet_V3_Large_Weights.COCO_V1.url,
             frozen_bn=False,
             trainable_layers=(6, 6),
-            fixed_size=True,
         ),
         _entry(
             "maskrcnn_resnet50_fpn",
-            800,
-            1333,
             tvd.maskrcnn_resnet50_fpn,
             coco_url=tvd.MaskRCNN_ResNet50_FPN_Weights.COCO_V1.url,
             imagenet_url=_R50,
             coco_bn_eps=0.0,
         ),
+        _entry(
+            "gfl_mobilenet_v2_s", gfl_mobilenet_v2_s, backbone="mobilenet", imagenet_url=_MV2, trainable_layers=(3, 6)
+        ),
+        _entry(
+            "gfl_mobilenet_v2_m", gfl_mobilenet_v2_m, backbone="mobilenet", imagenet_url=_MV2, trainable_layers=(3, 6)
+        ),
     )
 }
 """Every model detforge builds, in display order. SSDlite offers no ImageNet start: torchvision's
-ImageNet-backbone SSDlite is a different graph (full MobileNetV3 tail) than its COCO model."""
+ImageNet-backbone SSDlite is a different graph (full MobileNetV3 tail) than its COCO model. The gfl
+rows are detforge's own one-stage family (`detforge.models.onestage`); their builder takes the class count
+only."""
 
 
 REFERENCE_GFLOPS: dict[str, float] = {name: row.gflops for name, row in MODEL_ROWS.items() if row.gflops is not None}
@@ -149,15 +151,16 @@ def _default_input(info: ModelInfo) -> tuple[int, int]:
 def count_gflops(name: str, *, seed: int = 0) -> float:
     """GFLOPs (1e9, multiply-add = 2) of one eval-mode inference on a random image of the default size.
 
-    Builds the model with random weights (91 classes); slow for ResNet-50 models (seconds each on a CPU).
+    Builds the model with random weights (COCO's 91 slots: 90 classes and background); slow for ResNet-50
+    models (seconds each on a CPU).
     """
     info = get_model_info(name)
-    model = build_module(info, num_classes=91, setup=BackboneSetup(pretrained=False)).eval()
+    detector = make_detector(info, num_classes=_COCO_CLASSES, setup=BackboneSetup(pretrained=False)).eval()
     generator = torch.Generator().manual_seed(seed)
     image = torch.rand((3, *_default_input(info)), generator=generator)
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model([image])
+    with counter:
+        detector.predict([image])
     return counter.get_total_flops() / 1e9
 
 
@@ -166,8 +169,8 @@ def parameter_count(name: str) -> int:
     reports them. Cheap: the model is built on the meta device."""
     info = get_model_info(name)
     with torch.device("meta"):
-        model = build_module(info, num_classes=91, setup=BackboneSetup(pretrained=True))
-    return sum(p.numel() for p in model.parameters())
+        detector = make_detector(info, num_classes=_COCO_CLASSES, setup=BackboneSetup(pretrained=True))
+    return sum(p.numel() for p in detector.model.parameters())
 
 
 def default_input_size(name: str) -> tuple[int, int]:
