@@ -7,7 +7,8 @@ classes (ids 1, 3, 7; sizes from 8 to 300 px, so small/medium/large all occur) a
 Each peer gets the same boxes in its own native Python objects, built before the clock starts, and is
 timed over its whole pipeline:
 - detforge: `CocoEvaluator(images, annotations, categories)` + `process(ids, detections)` + `evaluate()`
-  (`ImageRecord`/`Annotation` dataclasses and torch `Detections` in);
+  (`ImageRecord`/`Annotation` dataclasses and torch `Detections` in; boxes are evaluated by detforge's
+  own numpy implementation of pycocotools' rules);
 - pycocotools: `COCO()` from the ground-truth dict + `loadRes(list of result dicts)` + `COCOeval`
   evaluate + accumulate + summarize;
 - faster-coco-eval: the same calls through its own `COCO.loadRes` and `COCOeval_faster`.
@@ -15,11 +16,17 @@ Peers are warmed up on a 200-image subset, then run in interleaved rounds (order
 round gives a ratio. The 12 summary stats of all three must agree: the max absolute difference is
 reported.
 
-Whole processes (what a user waits for): the same set written once as COCO files (`test.json` ground truth,
-`results.json` detections); `detforge eval --detections results.json DATA --json` (default outputs: bootstrap
-intervals on) against a pycocotools script (`COCO(gt)`, `loadRes(file)`, evaluate, accumulate, summarize),
-each a fresh Python process, interleaved; medians of wall seconds (the goal) and of the child's CPU seconds
-(user + sys: steadier on a shared machine). The 12 stats must be identical.
+Whole processes (what a user waits for): the same set written once as COCO files (`DATA/test.json` ground
+truth, `results.json` detections). Timed from process start to exit, each a fresh Python process:
+- detforge: `python -m detforge eval --detections results.json DATA --split test --json --no-progress`, i.e.
+  imports, reading and checking the dataset and the results file, and every default output (COCO's 12
+  numbers, per-class table, PR/F1 curves, best-F1 threshold, confusion matrix, error breakdown, bootstrap
+  intervals from 200 resamples), printed as JSON;
+- pycocotools: a script doing `COCO(test.json)`, `loadRes(results.json)`, `COCOeval` evaluate, accumulate,
+  summarize, printing the 12 stats.
+Rounds are interleaved (order alternating); medians of wall seconds (the goal) and of the child's CPU
+seconds (user + sys: steadier on a shared machine). The 12 stats must be identical (max abs difference
+reported; 0 is identical).
 Run: `.venv/bin/python benchmarks/bench_eval.py [--quick] [--process-only] [--out benchmarks/results]`.
 """
 
@@ -290,8 +297,9 @@ def whole_process(s: SyntheticSet, rounds: int = 3) -> dict[str, Any]:
     ratio = med["pycocotools"]["wall_s"] / med["detforge"]["wall_s"]
     per_round = [p / d for p, d in zip(wall["pycocotools"], wall["detforge"], strict=True)]
     return {
-        "case": f"whole process: detforge eval --detections (bootstrap on) vs pycocotools script, "
-        f"{s.n_images} images, {s.n_images * DETS_PER_IMAGE} detections",
+        "case": f"whole process, start to exit: `detforge eval --detections results.json DATA --json` (all default "
+        f"outputs, bootstrap 200) vs a pycocotools script (COCO(file), loadRes(file), evaluate, accumulate, "
+        f"summarize), {s.n_images} images, {s.n_images * DETS_PER_IMAGE} detections",
         "detforge": round(med["detforge"]["wall_s"], 2),
         "peer": round(med["pycocotools"]["wall_s"], 2),
         "unit": "s",

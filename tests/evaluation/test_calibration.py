@@ -75,3 +75,16 @@ def test_f1_ties_pick_the_higher_threshold() -> None:
     preds = _preds([(0.9, 0, 0), (0.8, 0, None), (0.7, 0, 1), (0.6, 0, None), (0.5, 0, None), (0.4, 0, 2)])
     cal = calibrate_threshold(pr_curves(IMAGES, ANNS[:3], CATS, preds))
     assert (cal.threshold, cal.f1) == (pytest.approx(0.7), pytest.approx(2 / 3))
+
+
+def test_deployment_threshold_is_best_f1_or_the_target_precision_one() -> None:
+    from detforge.evaluation import deployment_threshold
+
+    pr = pr_curves(IMAGES, ANNS, CATS, PREDS)
+    assert deployment_threshold(pr) == calibrate_threshold(pr, mode="f1")
+    at_precision = deployment_threshold(pr, 1.0)
+    assert (at_precision.mode, at_precision.threshold, at_precision.target_precision) == (
+        "precision",
+        pytest.approx(0.9),
+        1.0,
+    )

@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 
 import detforge
-from detforge.api.evaluate import READ_SCORE_FLOOR
 from detforge.models import DetectionParams, ModelSpec, build_detector, save_model
 from detforge.reading import ReadSettings, TextRead
+from detforge.thresholds import EVAL_SCORE_THRESHOLD
 
 
 class StubReader:
@@ -96,5 +96,5 @@ def test_eval_of_a_model_reads_with_its_stored_settings(
     assert (strict.read.num_labelled, strict.read.num_matched, strict.read.num_images_exact) == (2, 0, 0)
     assert math.isnan(strict.read.exact_accuracy) and strict.read.end_to_end_recall == 0.0
     off = detforge.evaluate(model, data, split=None, bootstrap=0, read=False)
-    assert made[2].read_min_box_score == READ_SCORE_FLOOR and made[2].reader is None
+    assert made[2].read_min_box_score == EVAL_SCORE_THRESHOLD and made[2].reader is None
     assert off.read is None

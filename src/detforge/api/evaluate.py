@@ -14,20 +14,17 @@ from detforge.data.dataset import Dataset
 from detforge.errors import ConfigError, DatasetError
 from detforge.outdir import check_output_folder, output_folder
 from detforge.progress import scoped_by_progress, track
+from detforge.ranges import FRACTION, NON_NEGATIVE_INT, POSITIVE_INT, PRECISION, check_numbers
+from detforge.thresholds import EVAL_SCORE_THRESHOLD
 
 if TYPE_CHECKING:
-    from detforge.evaluation import Calibration, EvaluationResult
+    from detforge.evaluation import DetectionTable, EvaluationResult
     from detforge.inference import Predictor
     from detforge.structures.detections import Detections
 
 __all__ = ["evaluate", "predict_dataset"]
 
 log = logging.getLogger(__name__)
-
-READ_SCORE_FLOOR = 0.05
-"""When evaluating a model without a given score threshold, detections scoring below this are not read
-(reading every low-score box costs a recogniser call each); read accuracy is then measured at the
-operating point or this floor, whichever is higher."""
 
 
 def _split_of(dataset: Dataset, split: str | None) -> Dataset:
@@ -123,15 +120,23 @@ def evaluate(
     dataset's format leaves it ambiguous (as in `load_dataset`). A model reads with its stored settings
     (`read` None), or every class (`read` True), or not at all (`read` False); `read_classes`,
     `read_pattern`, `read_allow` override the stored settings as in `predict`, so their effect can be
-    measured. Boxes scoring below `score_threshold` (or, without one, `READ_SCORE_FLOOR`) are not read.
+    measured. Boxes scoring below `score_threshold` (or, without one, `EVAL_SCORE_THRESHOLD`) are not read.
     `progress`: a bar on stderr while the model predicts, when stderr is a terminal.
     """
+    check_numbers(
+        score_threshold=(FRACTION, score_threshold),
+        bootstrap=(NON_NEGATIVE_INT, bootstrap),
+        batch_size=(POSITIVE_INT, batch_size),
+        target_precision=(PRECISION, target_precision),
+    )
     inputs = [p for p in (model, detections) if p is not None] + ([] if isinstance(data, Dataset) else [data])
     if out is not None:
         check_output_folder(out, "eval", overwrite=overwrite, inputs=inputs)  # before torch and the model load
-    from detforge.evaluation import evaluate_predictions, load_coco_results
+    from detforge.evaluation import evaluate_predictions, read_coco_results
+    from detforge.evaluation.gc_pause import gc_paused
 
-    dataset = _split_of(_as_dataset(data, format, text_attribute), split)
+    with gc_paused():  # building many small objects: collections there find nothing to free
+        dataset = _split_of(_as_dataset(data, format, text_attribute), split)
     if (model is None) == (detections is None):
         raise DatasetError("evaluate: give either a model or detections=RESULTS.json, not both or neither")
     read_floor, measured = 0.0, None
@@ -140,7 +145,10 @@ def evaluate(
                                 ("read_allow", read_allow)) if v is not None]  # fmt: skip
         if given:
             raise ConfigError(f"{', '.join(given)} apply to a model; a detections file is scored as it is")
-        predictions = load_coco_results(Path(detections), dataset.images, dataset.categories)
+        with gc_paused():
+            predictions: DetectionTable | dict[int, Detections] = read_coco_results(
+                Path(detections), dataset.images, dataset.categories
+            )
     else:
         from detforge.api._predictor import make_predictor
 
@@ -149,7 +157,7 @@ def evaluate(
             model, device=device, runtime=runtime, batch_size=batch_size, score_threshold=0.0,
             read=read, read_classes=read_classes, read_pattern=read_pattern, read_allow=read_allow,
         )  # fmt: skip
-        read_floor = score_threshold if score_threshold is not None else READ_SCORE_FLOOR
+        read_floor = score_threshold if score_threshold is not None else EVAL_SCORE_THRESHOLD
         predictor.read_min_box_score = read_floor
         predictions = predict_dataset(predictor, dataset)
         measured = _classes_read(predictor, dataset)
@@ -172,36 +180,13 @@ def evaluate(
     if calibrate:
         if model is None or Path(model).suffix.lower() != ".pt":
             raise DatasetError("calibrate needs a detforge model artifact (model.pt) to store the threshold in")
-        store_threshold(Path(model), result, target_precision)
+        from detforge.evaluation import deployment_threshold
+        from detforge.models.score_threshold import store_score_threshold
+
+        found = deployment_threshold(result.pr, target_precision)
+        log.info(
+            "score threshold %.3f on this split (%s: precision %.3f, recall %.3f, F1 %.3f)",
+            found.threshold, found.mode, found.precision, found.recall, found.f1,
+        )  # fmt: skip
+        store_score_threshold(Path(model), found.threshold)
     return result
-
-
-def store_threshold(model: Path, result: EvaluationResult, target_precision: float | None) -> float:
-    """Calibrate on `result`'s PR curves and write the threshold into the artifact `model` (atomically)."""
-    from detforge.evaluation import calibrate_threshold
-
-    if target_precision is None:
-        calibration = calibrate_threshold(result.pr, mode="f1")
-    else:
-        calibration = calibrate_threshold(result.pr, mode="precision", target_precision=target_precision)
-    return write_score_threshold(model, calibration)
-
-
-def write_score_threshold(model: Path, calibration: Calibration) -> float:
-    """Store `calibration.threshold` as the score threshold of the artifact `model` (atomically)."""
-    from dataclasses import replace
-
-    from detforge.models.artifact import load_model, save_model
-
-    detector, spec = load_model(model)
-    save_model(model, detector, replace(spec, score_threshold=float(calibration.threshold)))
-    log.info(
-        "stored score threshold %.3f in %s (%s: precision %.3f, recall %.3f, F1 %.3f)",
-        calibration.threshold,
-        model,
-        calibration.mode,
-        calibration.precision,
-        calibration.recall,
-        calibration.f1,
-    )
-    return float(calibration.threshold)

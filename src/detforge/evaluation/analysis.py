@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,7 +22,9 @@ from detforge.evaluation.matching import (
 )
 from detforge.evaluation.metrics import CocoMetrics
 from detforge.structures import Annotation, Categories, ImageRecord
-from detforge.structures.detections import Detections
+
+if TYPE_CHECKING:
+    from detforge.structures.detections import Detections
 
 __all__ = [
     "CONFIDENCE_GRID",
@@ -81,7 +84,7 @@ def operating_points(scores: np.ndarray, tp: np.ndarray, num_gt: int) -> Operati
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     s, t = np.asarray(scores, dtype=np.float64)[order], np.asarray(tp, dtype=bool)[order]
     last = np.flatnonzero(np.append(s[1:] != s[:-1], True)) if len(s) else np.zeros(0, dtype=np.int64)
-    tps = np.cumsum(t)[last].astype(np.float64)
+    tps = np.cumsum(t, dtype=np.int32)[last].astype(np.float64)  # int32: several times faster than int64 on bools
     fps = (last + 1) - tps
     precision = tps / np.maximum(tps + fps, 1.0)
     recall = tps / num_gt if num_gt > 0 else np.full(len(last), np.nan)
@@ -122,7 +125,7 @@ class ClassPR:
         precision is NaN where nothing is kept; recall is NaN without ground truth; f1 is then 0.
         """
         kept = np.searchsorted(-self.scores, -np.asarray(thresholds, dtype=np.float64), side="right")
-        tps = np.concatenate([[0.0], np.cumsum(self.tp, dtype=np.float64)])[kept]
+        tps = np.concatenate([[0.0], np.cumsum(self.tp, dtype=np.int32).astype(np.float64)])[kept]
         with np.errstate(invalid="ignore", divide="ignore"):
             precision = np.where(kept > 0, tps / np.maximum(kept, 1), np.nan)
             recall = tps / self.num_gt if self.num_gt > 0 else np.full(len(kept), np.nan)

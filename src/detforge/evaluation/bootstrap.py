@@ -10,19 +10,33 @@ crowd subtleties (see `detforge.evaluation.matching`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from detforge.evaluation.matching import COCO_IOU_THRESHOLDS, RECALL_THRESHOLDS, Matches, match_detections
 from detforge.structures import Annotation, Categories, ImageRecord
-from detforge.structures.detections import Detections
+
+if TYPE_CHECKING:
+    from detforge.structures.detections import Detections
 
 __all__ = ["BootstrapCI", "WeightedAP", "bootstrap_ap", "bootstrap_from_matches"]
 
 _EPS = float(np.spacing(1))
 _NUM_REC = len(RECALL_THRESHOLDS)
+_MAX_THREADS = 4  # resample chunks in flight at once (each holds a few arrays of chunk x detections)
+
+
+def _usable_cpus() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -132,8 +146,18 @@ class WeightedAP:
         num_b, num_t, k = weights.shape[0], self._num_t, self._k
         num_gt = weights @ self._gt_counts  # [B, K]
         ap = np.empty((num_b, num_t, k))
-        for lo in range(0, num_b, self._chunk):
+
+        def run(lo: int) -> None:
             ap[lo : lo + self._chunk] = self._ap_chunk(weights[lo : lo + self._chunk], num_gt[lo : lo + self._chunk])
+
+        starts = range(0, num_b, self._chunk)
+        workers = min(_usable_cpus(), len(starts), _MAX_THREADS)
+        if workers > 1:  # numpy releases the GIL in its loops: chunks run on several cores at once
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(run, starts))
+        else:
+            for lo in starts:
+                run(lo)
         return np.where(num_gt[:, None, :] > 0, ap, -1.0), num_gt
 
     def _ap_chunk(self, weights: np.ndarray, num_gt: np.ndarray) -> np.ndarray:
@@ -144,14 +168,15 @@ class WeightedAP:
         small = np.array_equal(weights, np.round(weights)) and float((weights @ self._per_image).max()) < 2**31
         dtype, w = (np.int32, weights.astype(np.int32)) if small else (np.float64, weights)
         tp_w = w[:, self._tp_img]
-        tps = self._within(self._running(tp_w, dtype), np.arange(tp_w.shape[1]), self._before_seg)  # [B, P]
+        running = self._running(tp_w, dtype)
+        tps = (running[:, 1:] - running[:, self._before_seg + 1]).astype(np.float64)  # [B, P], within each segment
         counted = self._counted_at_tps(w[:, self._img], dtype)
         gt_of = num_gt[:, self._cls]
         recall = np.divide(tps, gt_of, out=np.zeros_like(tps), where=gt_of > 0)
         precision = tps / (counted + _EPS)  # tps + fps, exactly: both are sums of integers
         # Number of recall thresholds <= recall: the best precision reaching recall threshold j is the maximum
         # over the true positives whose count exceeds j. Keys (resample, segment, count) are sorted.
-        reached = np.searchsorted(np.asarray(RECALL_THRESHOLDS), recall, side="right")
+        reached = _thresholds_reached(recall)
         keys = ((np.arange(num_b)[:, None] * num_s + self._seg[None, :]) * (_NUM_REC + 1) + reached).ravel()
         starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
         best = np.zeros(num_b * num_s * (_NUM_REC + 1))
@@ -180,6 +205,20 @@ class WeightedAP:
     def __call__(self, weights: np.ndarray) -> tuple[float, float]:
         ap, ap50 = self.many(np.asarray(weights, dtype=np.float64)[None, :])[0]
         return float(ap), float(ap50)
+
+
+_REC = np.asarray(RECALL_THRESHOLDS)
+
+
+def _thresholds_reached(recall: np.ndarray) -> np.ndarray:
+    """How many of `RECALL_THRESHOLDS` are <= each recall in [0, 1] (`searchsorted(..., side="right")`, exactly):
+    the index from recall * 100, then one comparison each way to settle rounding at the thresholds."""
+    guess = (recall * (_NUM_REC - 1)).astype(np.int32)  # truncation is floor: recall >= 0
+    np.minimum(guess, _NUM_REC - 1, out=guess)
+    guess -= recall < _REC[guess]
+    guess += (recall >= _REC[np.minimum(guess + 1, _NUM_REC - 1)]) & (guess < _NUM_REC - 1)
+    guess += 1
+    return guess
 
 
 def _resample_counts(rng: np.random.Generator, n: int, num_images: int) -> np.ndarray:

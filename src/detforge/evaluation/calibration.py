@@ -15,7 +15,7 @@ from detforge.errors import DetforgeError
 from detforge.evaluation.analysis import OperatingPoints, PRCurves, operating_points, pr_curves_from_matches
 from detforge.evaluation.matching import Matches
 
-__all__ = ["Calibration", "CalibrationError", "CalibrationMode", "calibrate_threshold"]
+__all__ = ["Calibration", "CalibrationError", "CalibrationMode", "calibrate_threshold", "deployment_threshold"]
 
 CalibrationMode = Literal["f1", "precision"]
 
@@ -95,3 +95,11 @@ def calibrate_threshold(
         mode,
         target,
     )
+
+
+def deployment_threshold(pr: PRCurves | Matches, target_precision: float | None = None) -> Calibration:
+    """The score threshold to deploy a model with: the best-F1 one, or with `target_precision` the lowest
+    threshold reaching that precision (the most recall at it). CalibrationError as `calibrate_threshold`."""
+    if target_precision is None:
+        return calibrate_threshold(pr, mode="f1")
+    return calibrate_threshold(pr, mode="precision", target_precision=target_precision)

@@ -1,24 +1,19 @@
-"""COCO evaluation (bbox or segm) with faster-coco-eval: pycocotools' exact numbers, several times faster.
+"""COCO evaluation (bbox or segm) with pycocotools' exact numbers.
 
-Ground truth is handed to faster-coco-eval as an in-memory dict (no temporary files) and detections
-skip `COCO.loadRes`: they are kept as arrays per image and turned into result dicts in one pass, with
-the garbage collector paused. Measured on the 2-core CPU (5,000 images, 25k boxes, 500k detections,
-CPU seconds since the machine was shared): `evaluate()` 4.0 s, of which building the results 0.5 s;
-the same evaluation through `loadRes` 5.1-5.4 s (loadRes alone 1.7-1.8 s); FACTS.md has pycocotools
-at ~27 s. The 12 numbers were identical in both runs.
+Boxes are evaluated in numpy over all detections at once (`coco_boxes`). Masks go through
+faster-coco-eval: ground truth as an in-memory dict (no temporary files), detections as arrays per image
+turned into result dicts in one pass (skipping `COCO.loadRes`), with the garbage collector paused.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from faster_coco_eval.core.coco import COCO
-from faster_coco_eval.core.faster_eval_api import COCOeval_faster
 
+from detforge.evaluation.coco_boxes import BoxColumns, coco_box_evaluation
 from detforge.evaluation.coco_format import (
     DetectionArrays,
     IouType,
@@ -26,26 +21,17 @@ from detforge.evaluation.coco_format import (
     ground_truth_dict,
     result_annotations,
 )
+from detforge.evaluation.detection_table import ground_truth_columns, sorted_image_index
+from detforge.evaluation.gc_pause import gc_paused
 from detforge.evaluation.metrics import CocoMetrics
 from detforge.structures import Annotation, Categories, ImageRecord
-from detforge.structures.detections import Detections
+
+if TYPE_CHECKING:
+    from detforge.structures.detections import Detections
 
 __all__ = ["CocoEvaluator"]
 
 logger = logging.getLogger(__name__)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building hundreds of thousands of small dicts (no cycles
-    are made; collections triggered by the allocations alone doubled the time to build 500k results)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _quiet(*args: object, **kwargs: object) -> None:
@@ -81,7 +67,16 @@ class CocoEvaluator:
         self.iou_type: IouType = iou_type
         self.categories = categories
         self._sizes = {im.id: (im.height, im.width) for im in images}
-        self._ground_truth = COCO(ground_truth_dict(images, annotations, categories, iou_type), print_function=_quiet)
+        self._image_ids, _ = sorted_image_index(images)
+        self._ground_truth: Any = None
+        self._gt_columns: BoxColumns | None = None
+        if iou_type == "bbox":
+            self._gt_columns = ground_truth_columns(images, annotations, categories)
+        else:
+            from faster_coco_eval.core.coco import COCO
+
+            gt = ground_truth_dict(images, annotations, categories, iou_type)
+            self._ground_truth = COCO(gt, print_function=_quiet)
         self._results: dict[int, DetectionArrays] = {}
 
     def reset(self) -> None:
@@ -111,8 +106,17 @@ class CocoEvaluator:
                 unprocessed,
                 len(self._sizes),
             )
-        with _gc_paused():
-            results = result_annotations(list(self._results.values()), self.iou_type)
+        per_image = list(self._results.values())
+        if self._gt_columns is not None:
+            stats, per_class = self._evaluate_boxes(self._gt_columns, per_image)
+            return CocoMetrics.from_stats(
+                stats, per_class, num_images=len(self._sizes), num_detections=sum(len(d) for d in per_image)
+            )
+        from faster_coco_eval.core.coco import COCO
+        from faster_coco_eval.core.faster_eval_api import COCOeval_faster
+
+        with gc_paused():
+            results = result_annotations(per_image, self.iou_type)
             detections = COCO(print_function=_quiet)
             detections.dataset = {
                 "images": self._ground_truth.dataset["images"],
@@ -124,15 +128,38 @@ class CocoEvaluator:
             coco_eval.evaluate()
             coco_eval.accumulate()
             coco_eval.summarize()
-        stats = [float(v) for v in coco_eval.stats[:12]]
         return CocoMetrics.from_stats(
-            stats,
+            [float(v) for v in coco_eval.stats[:12]],
             self._per_class_ap(coco_eval),
             num_images=len(self._sizes),
             num_detections=len(results),
         )
 
-    def _per_class_ap(self, coco_eval: COCOeval_faster) -> dict[str, float]:
+    def _evaluate_boxes(
+        self, gts: BoxColumns, per_image: list[DetectionArrays]
+    ) -> tuple[tuple[float, ...], dict[str, float]]:
+        ids = np.asarray(self.categories.ids, dtype=np.int64)
+        if per_image:
+            image_ids = np.concatenate([np.full(len(d), d.image_id, dtype=np.int64) for d in per_image])
+            category_ids = np.concatenate([d.category_ids for d in per_image])
+            id_order = np.argsort(ids, kind="stable")
+            labels = id_order[np.searchsorted(ids[id_order], category_ids)]
+            xywh = np.concatenate([d.boxes_xywh for d in per_image]).reshape(-1, 4)
+            dets = BoxColumns(
+                np.searchsorted(self._image_ids, image_ids),
+                labels.astype(np.int64),
+                xywh,
+                np.concatenate([d.areas for d in per_image]),
+                np.zeros(len(image_ids), dtype=bool),
+                np.concatenate([d.scores for d in per_image]),
+            )
+        else:
+            none = np.zeros(0, dtype=np.int64)
+            dets = BoxColumns(none, none, np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0))
+        result = coco_box_evaluation(gts, dets, self.categories.ids)
+        return result.stats, {c.name: ap for c, ap in zip(self.categories, result.per_class_ap, strict=True)}
+
+    def _per_class_ap(self, coco_eval: Any) -> dict[str, float]:
         # precision: [T iou thresholds, R recall thresholds, K categories, A area ranges, M max dets]
         precision = np.asarray(coco_eval.eval["precision"])
         column = {int(category_id): k for k, category_id in enumerate(coco_eval.params.catIds)}

@@ -9,16 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from faster_coco_eval.core import mask as mask_utils
 
 from detforge.errors import DatasetError
 from detforge.structures import RLE, Annotation, Categories, ImageRecord, Polygons
-from detforge.structures.detections import Detections
 
-__all__ = ["DetectionArrays", "IouType", "detection_arrays", "ground_truth_dict", "result_annotations"]
+if TYPE_CHECKING:
+    from detforge.structures.detections import Detections
+
+__all__ = [
+    "DetectionArrays",
+    "IouType",
+    "detection_arrays",
+    "ground_truth_dict",
+    "mask_area_of",
+    "result_annotations",
+]
 
 IouType = Literal["bbox", "segm"]
 CocoDict = dict[str, Any]
@@ -46,6 +54,8 @@ def _segmentation(ann: Annotation, height: int, width: int) -> Any:
 
 
 def _mask_area(segmentation: Any, height: int, width: int) -> float:
+    from faster_coco_eval.core import mask as mask_utils
+
     if isinstance(segmentation, list):
         rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
     elif isinstance(segmentation["counts"], list):
@@ -53,6 +63,11 @@ def _mask_area(segmentation: Any, height: int, width: int) -> float:
     else:
         rle = segmentation
     return float(mask_utils.area(rle))
+
+
+def mask_area_of(ann: Annotation, height: int, width: int) -> float:
+    """The area in pixels of `ann`'s mask (polygons or RLE) on a `height` x `width` image."""
+    return _mask_area(_segmentation(ann, height, width), height, width)
 
 
 def ground_truth_dict(
@@ -139,6 +154,8 @@ def detection_arrays(
         return DetectionArrays(image_id, category_ids, scores, xywh, xywh[:, 2] * xywh[:, 3])
     if det.masks is None:
         raise ValueError(f"image {image_id}: segm evaluation needs Detections.masks, got None")
+    from faster_coco_eval.core import mask as mask_utils
+
     masks = det.masks.numpy().astype(np.uint8, copy=False)
     if tuple(masks.shape[1:]) != tuple(det.image_size):
         raise ValueError(

@@ -68,7 +68,7 @@ def confusion_counts(matches: Matches, *, iou: float, score_threshold: float) ->
     if len(kept):
         # Matches are ordered by image, class, descending score: the kept ones of a group come first.
         new_group = np.concatenate(([True], key[1:] != key[:-1]))
-        group = np.cumsum(new_group) - 1
+        group = np.cumsum(new_group, dtype=np.int32).astype(np.int64) - 1
         rank = np.arange(len(kept)) - np.flatnonzero(new_group)[group]
         det_gt, on_crowd = match_to_ground_truth(
             matches.det_boxes[kept], key, group, rank, matches.gt_image * k + matches.gt_labels,

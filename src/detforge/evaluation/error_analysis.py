@@ -30,13 +30,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from detforge.evaluation.match_groups import pair_iou
 from detforge.evaluation.matching import Matches, class_ap, match_detections
 from detforge.structures import Annotation, Categories, ImageRecord
-from detforge.structures.detections import Detections
+
+if TYPE_CHECKING:
+    from detforge.structures.detections import Detections
 
 __all__ = ["ERROR_TYPES", "FIX_NAMES", "ErrorBreakdown", "error_breakdown", "errors_from_matches"]
 
@@ -89,34 +92,29 @@ class ErrorBreakdown:
         }
 
 
-def _mean_ap(labels: np.ndarray, scores: np.ndarray, tp: np.ndarray, keep: np.ndarray, num_gt: np.ndarray) -> float:
-    """AP50 averaged over classes with ground truth; detections in build order, `keep` selects the counted ones."""
+def _mean_ap(labels: np.ndarray, by_score: np.ndarray, tp: np.ndarray, keep: np.ndarray, num_gt: np.ndarray) -> float:
+    """AP50 averaged over classes with ground truth; `by_score` orders the detections by descending score
+    (stable), `keep` selects the counted ones."""
+    order = by_score[keep[by_score]]
+    labels_in_order = labels[order]
     aps = []
     for k in np.flatnonzero(num_gt > 0):
-        sel = np.flatnonzero(keep & (labels == k))
-        sel = sel[np.argsort(-scores[sel], kind="stable")]
-        aps.append(class_ap(tp[sel], float(num_gt[k])))
+        aps.append(class_ap(tp[order[labels_in_order == k]], float(num_gt[k])))
     return float(np.mean(aps)) if aps else -1.0
 
 
-def _best_per_fp(num_fp: int, a: np.ndarray, b: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(best value [F] or -1 without candidates, index b of the first best [F] or -1) over pairs (a, b, value)
-    sorted by a, then b."""
-    best, arg = np.full(num_fp, -1.0), np.full(num_fp, -1, dtype=np.int64)
-    if len(a):
-        starts = np.flatnonzero(np.concatenate(([True], a[1:] != a[:-1])))
-        best[a[starts]] = np.maximum.reduceat(values, starts)
-        at_best = np.flatnonzero(values == best[a])
-        first = at_best[np.concatenate(([True], a[at_best][1:] != a[at_best][:-1]))]  # argmax: the first best
-        arg[a[first]] = b[first]
-    return best, arg
+def _best_of(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(highest value [R], column of the first highest [R]) of values [R, W]."""
+    arg = values.argmax(axis=1)
+    return values[np.arange(len(values)), arg], arg
 
 
 def _classify(
     matches: Matches, fp_idx: np.ndarray, gt_idx: np.ndarray, t_f: float, t_b: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """(types [F], target ground truth index or -1 [F]) of the false positives `fp_idx` against the non-crowd
-    ground truth `gt_idx` of their own images (both sorted by image), all images at once."""
+    ground truth `gt_idx` of their own images (both sorted by image), all images at once: false positives
+    are taken together by the number of boxes in their image, each against all of those boxes."""
     types = np.full(len(fp_idx), _BKG, dtype=np.int8)
     target = np.full(len(fp_idx), -1, dtype=np.int64)
     if len(gt_idx) == 0 or len(fp_idx) == 0:
@@ -124,13 +122,20 @@ def _classify(
     d_img = matches.det_image[fp_idx]
     g_bounds = np.searchsorted(matches.gt_image[gt_idx], np.arange(len(matches.image_ids) + 1), side="left")
     per_fp = g_bounds[d_img + 1] - g_bounds[d_img]
-    a = np.repeat(np.arange(len(fp_idx)), per_fp)
-    b = g_bounds[d_img][a] + np.arange(len(a)) - np.repeat(np.cumsum(per_fp) - per_fp, per_fp)
-    iou = pair_iou(matches.det_boxes[fp_idx[a]], matches.gt_boxes[gt_idx[b]])
-    same = matches.gt_labels[gt_idx[b]] == matches.det_labels[fp_idx[a]]
-    best_same, arg_same = _best_per_fp(len(fp_idx), a, b, np.where(same, iou, -1.0))
-    best_other, arg_other = _best_per_fp(len(fp_idx), a, b, np.where(same, -1.0, iou))
-    arg_same, arg_other = gt_idx[np.maximum(arg_same, 0)], gt_idx[np.maximum(arg_other, 0)]
+    best_same, best_other = np.full(len(fp_idx), -1.0), np.full(len(fp_idx), -1.0)
+    arg_same, arg_other = np.zeros(len(fp_idx), dtype=np.int64), np.zeros(len(fp_idx), dtype=np.int64)
+    det_boxes, det_labels = matches.det_boxes[fp_idx], matches.det_labels[fp_idx]
+    for width in np.unique(per_fp[per_fp > 0]).tolist():
+        rows = np.flatnonzero(per_fp == width)
+        b = g_bounds[d_img[rows]][:, None] + np.arange(width)[None, :]  # [R, W] positions in gt_idx
+        g = gt_idx[b]
+        iou = pair_iou(det_boxes[rows][:, None, :], matches.gt_boxes[g])
+        same = matches.gt_labels[g] == det_labels[rows][:, None]
+        best_same[rows], col = _best_of(np.where(same, iou, -1.0))
+        arg_same[rows] = b[np.arange(len(rows)), col]
+        best_other[rows], col = _best_of(np.where(same, -1.0, iou))
+        arg_other[rows] = b[np.arange(len(rows)), col]
+    arg_same, arg_other = gt_idx[arg_same], gt_idx[arg_other]
     for code, cond, tgt in (
         (_BOTH, best_other >= t_b, arg_other),
         (_LOC, best_same >= t_b, arg_same),
@@ -170,8 +175,8 @@ def errors_from_matches(
 
     labels, scores, keep = matches.det_labels, matches.det_scores, ~ignored
     num_gt = matches.num_gt()
-    base = _mean_ap(labels, scores, tp, keep, num_gt)
     by_score = np.argsort(-scores, kind="stable")
+    base = _mean_ap(labels, by_score, tp, keep, num_gt)
 
     def fix_targets(code: int) -> float:
         new_labels, new_tp, new_keep = labels.copy(), tp.copy(), keep.copy()
@@ -184,10 +189,10 @@ def errors_from_matches(
         new_keep[sel[~fix]] = False
         new_tp[sel[fix]] = True
         new_labels[sel[fix]] = matches.gt_labels[g[fix]]
-        return _mean_ap(new_labels, scores, new_tp, new_keep, num_gt)
+        return _mean_ap(new_labels, by_score, new_tp, new_keep, num_gt)
 
     def remove(code: int) -> float:
-        return _mean_ap(labels, scores, tp, keep & (types != code), num_gt)
+        return _mean_ap(labels, by_score, tp, keep & (types != code), num_gt)
 
     gt_labels_real = matches.gt_labels[real_gt]
     fixed = {
@@ -197,11 +202,11 @@ def errors_from_matches(
         "duplicate": remove(_DUP),
         "background": remove(_BKG),
         "missed": _mean_ap(
-            labels, scores, tp, keep, num_gt - np.bincount(matches.gt_labels[missed], minlength=matches.num_classes)
+            labels, by_score, tp, keep, num_gt - np.bincount(matches.gt_labels[missed], minlength=matches.num_classes)
         ),
-        "false_positives": _mean_ap(labels, scores, tp, keep & ~fp, num_gt),
+        "false_positives": _mean_ap(labels, by_score, tp, keep & ~fp, num_gt),
         "false_negatives": _mean_ap(
-            labels, scores, tp, keep, np.bincount(matches.gt_labels[matched_gt], minlength=matches.num_classes)
+            labels, by_score, tp, keep, np.bincount(matches.gt_labels[matched_gt], minlength=matches.num_classes)
         ),
     }
     delta = {name: (value - base if base >= 0 and value >= 0 else 0.0) for name, value in fixed.items()}

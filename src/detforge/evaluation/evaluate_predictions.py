@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 from detforge.evaluation.analysis import (
     ClassTable,
@@ -17,28 +18,31 @@ from detforge.evaluation.analysis import (
 )
 from detforge.evaluation.bootstrap import BootstrapCI, bootstrap_from_matches
 from detforge.evaluation.calibration import Calibration, CalibrationError, calibrate_threshold
-from detforge.evaluation.coco import CocoEvaluator
+from detforge.evaluation.coco_boxes import coco_box_evaluation
+from detforge.evaluation.detection_table import DetectionTable, detection_columns, ground_truth_columns
 from detforge.evaluation.error_analysis import ErrorBreakdown, errors_from_matches
 from detforge.evaluation.matching import COCO_IOU_THRESHOLDS, match_detections
 from detforge.evaluation.metrics import CocoMetrics
-from detforge.evaluation.report import write_eval_report
 from detforge.evaluation.text_metrics import ReadMetrics, read_metrics
 from detforge.structures import Annotation, Categories, ImageRecord
-from detforge.structures.detections import Detections
+from detforge.thresholds import DEFAULT_SCORE_THRESHOLD
 
-__all__ = ["DEFAULT_SCORE_THRESHOLD", "EvaluationResult", "coco_metrics", "evaluate_predictions"]
+if TYPE_CHECKING:
+    from detforge.structures.detections import Detections
+
+Predictions = Union["Mapping[int, Detections]", DetectionTable]
+"""Detections to evaluate: image id -> Detections (labels 0..K-1, XYXY pixels), or one `DetectionTable`."""
+
+__all__ = ["EvaluationResult", "coco_metrics", "evaluate_predictions"]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_SCORE_THRESHOLD = 0.5
-"""Score threshold of the confusion matrix and gallery when none is given and none can be calibrated."""
 
 
 @dataclass(frozen=True)
 class EvaluationResult:
     """Everything `evaluate_predictions` measured.
 
-    metrics: COCO's numbers (faster-coco-eval); table: per class; pr: curves at IoU 0.5; confusion: at
+    metrics: COCO's numbers (pycocotools'); table: per class; pr: curves at IoU 0.5; confusion: at
     `score_threshold`; errors: TIDE-style breakdown; bootstrap: AP/AP50 intervals (None if not asked);
     calibration: best-F1 threshold (None without detections or ground truth); score_threshold: the one
     used for the confusion matrix and gallery; report: path of report.html (None without out_dir);
@@ -77,22 +81,22 @@ def coco_metrics(
     images: Sequence[ImageRecord],
     annotations: Sequence[Annotation],
     categories: Categories,
-    predictions: Mapping[int, Detections],
+    predictions: Predictions,
 ) -> CocoMetrics:
-    """COCO bbox metrics of `predictions` (images without an entry have no detections)."""
-    evaluator = CocoEvaluator(images, annotations, categories)
-    ids = [im.id for im in images]
-    empty = {im.id: Detections.empty((im.height, im.width)) for im in images if im.id not in predictions}
-    dets = [predictions[i] if i in predictions else empty[i] for i in ids]
-    evaluator.process(ids, dets)
-    return evaluator.evaluate()
+    """COCO bbox metrics of `predictions` (image id -> Detections, or a table; images without detections
+    count as such): pycocotools' numbers."""
+    table = predictions if isinstance(predictions, DetectionTable) else DetectionTable.from_detections(predictions)
+    gts = ground_truth_columns(images, annotations, categories)
+    result = coco_box_evaluation(gts, detection_columns(table, images, len(categories)), categories.ids)
+    per_class = {c.name: ap for c, ap in zip(categories, result.per_class_ap, strict=True)}
+    return CocoMetrics.from_stats(result.stats, per_class, num_images=len(images), num_detections=len(table))
 
 
 def evaluate_predictions(
     images: Sequence[ImageRecord],
     annotations: Sequence[Annotation],
     categories: Categories,
-    predictions: Mapping[int, Detections],
+    predictions: Predictions,
     *,
     out_dir: str | Path | None = None,
     score_threshold: float | None = None,
@@ -102,7 +106,8 @@ def evaluate_predictions(
     read_floor: float = 0.0,
     read_classes: Sequence[str] | None = None,
 ) -> EvaluationResult:
-    """Evaluate `predictions` (image id -> Detections, labels 0..K-1, XYXY pixels) against the ground truth.
+    """Evaluate `predictions` (image id -> Detections, labels 0..K-1, XYXY pixels; or a `DetectionTable`)
+    against the ground truth.
 
     Detections are matched once (COCO's rules, IoU 0.50:0.95) and every analysis reuses that matching.
     `score_threshold` (None: the best-F1 threshold, else 0.5) sets the confusion matrix and gallery.
@@ -112,8 +117,9 @@ def evaluate_predictions(
     detections were not read), by `read_metrics` over `read_classes` (None: the classes with labelled texts
     that some detection was read in); the report then has a "Reading" section.
     """
-    metrics = coco_metrics(images, annotations, categories, predictions)
-    matches = match_detections(images, annotations, categories, predictions, iou_thresholds=COCO_IOU_THRESHOLDS)
+    dets = predictions if isinstance(predictions, DetectionTable) else DetectionTable.from_detections(predictions)
+    metrics = coco_metrics(images, annotations, categories, dets)
+    matches = match_detections(images, annotations, categories, dets, iou_thresholds=COCO_IOU_THRESHOLDS)
     pr = pr_curves_from_matches(matches)
     try:
         calibration: Calibration | None = calibrate_threshold(pr)
@@ -127,13 +133,21 @@ def evaluate_predictions(
     bootstrap = bootstrap_from_matches(matches, n=bootstrap_n, seed=seed) if bootstrap_n > 0 else None
     table = per_class_table(metrics, pr)
     read_at = max(score_threshold, read_floor)
-    read = read_metrics(images, annotations, categories, predictions, score_threshold=read_at, classes=read_classes)
+    per_image = predictions if not isinstance(predictions, DetectionTable) else None
+    if per_image is None and dets.has_text:
+        per_image = dets.to_detections(images)  # texts are measured per image
+    read = None
+    if per_image is not None:
+        read = read_metrics(images, annotations, categories, per_image, score_threshold=read_at, classes=read_classes)
     report = None
     if out_dir is not None:
+        from detforge.evaluation.report import write_eval_report
+
+        per_image = per_image if per_image is not None else dets.to_detections(images)
         report = write_eval_report(
             out_dir, metrics=metrics, table=table, pr=pr, confusion=confusion, errors=errors, bootstrap=bootstrap,
             calibration=calibration, images=images, annotations=annotations, categories=categories,
-            predictions=predictions, worst_k=worst_k, read=read,
+            predictions=per_image, worst_k=worst_k, read=read,
         )  # fmt: skip
     return EvaluationResult(
         metrics, table, pr, confusion, errors, bootstrap, calibration, score_threshold, report, read

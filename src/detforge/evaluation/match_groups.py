@@ -17,18 +17,23 @@ def pair_iou(det: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """IoU of XYXY boxes broadcast against each other (det [..., 4], gt [..., 4], float64); NaN becomes 0."""
     area_d = (det[..., 2] - det[..., 0]) * (det[..., 3] - det[..., 1])
     area_g = (gt[..., 2] - gt[..., 0]) * (gt[..., 3] - gt[..., 1])
-    w = np.clip(np.minimum(det[..., 2], gt[..., 2]) - np.maximum(det[..., 0], gt[..., 0]), 0.0, None)
-    h = np.clip(np.minimum(det[..., 3], gt[..., 3]) - np.maximum(det[..., 1], gt[..., 1]), 0.0, None)
-    inter = w * h
+    w = np.minimum(det[..., 2], gt[..., 2]) - np.maximum(det[..., 0], gt[..., 0])
+    h = np.minimum(det[..., 3], gt[..., 3]) - np.maximum(det[..., 1], gt[..., 1])
+    inter = np.maximum(w, 0.0, out=w)  # np.maximum, not np.clip: the same values, several times faster
+    inter *= np.maximum(h, 0.0, out=h)
+    union = area_d + area_g
+    union -= inter
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.nan_to_num(inter / (area_d + area_g - inter), nan=0.0)
+        iou = np.divide(inter, union, out=inter)
+    iou[np.isnan(iou)] = 0.0
+    return iou
 
 
 def crowd_iou(det: np.ndarray, crowd: np.ndarray) -> np.ndarray:
     """COCO's score of a detection on a crowd region: intersection / detection area (0 for an empty box)."""
-    w = np.clip(np.minimum(det[..., 2], crowd[..., 2]) - np.maximum(det[..., 0], crowd[..., 0]), 0.0, None)
-    h = np.clip(np.minimum(det[..., 3], crowd[..., 3]) - np.maximum(det[..., 1], crowd[..., 1]), 0.0, None)
-    area = np.clip(det[..., 2] - det[..., 0], 0.0, None) * np.clip(det[..., 3] - det[..., 1], 0.0, None)
+    w = np.maximum(np.minimum(det[..., 2], crowd[..., 2]) - np.maximum(det[..., 0], crowd[..., 0]), 0.0)
+    h = np.maximum(np.minimum(det[..., 3], crowd[..., 3]) - np.maximum(det[..., 1], crowd[..., 1]), 0.0)
+    area = np.maximum(det[..., 2] - det[..., 0], 0.0) * np.maximum(det[..., 3] - det[..., 1], 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.nan_to_num((w * h) / area, nan=0.0, posinf=0.0)
 

@@ -21,13 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from detforge.errors import DatasetError
+from detforge.evaluation.detection_table import DetectionTable
 from detforge.evaluation.match_groups import crowd_iou, match_to_ground_truth, pair_iou
 from detforge.structures import Annotation, Categories, ImageRecord
-from detforge.structures.detections import Detections
+
+if TYPE_CHECKING:
+    from detforge.structures.detections import Detections
 
 __all__ = [
     "COCO_IOU_THRESHOLDS",
@@ -131,8 +135,8 @@ def interpolated_precision(tp: np.ndarray, num_gt: float) -> np.ndarray:
     tp = np.asarray(tp, dtype=bool)
     if tp.size == 0:
         return np.zeros(len(RECALL_THRESHOLDS))
-    tps = np.cumsum(tp, dtype=np.float64)
-    fps = np.cumsum(~tp, dtype=np.float64)
+    tps = np.cumsum(tp, dtype=np.int32).astype(np.float64)  # counting in int32 is several times faster
+    fps = np.cumsum(~tp, dtype=np.int32).astype(np.float64)
     precision = np.maximum.accumulate((tps / (tps + fps + _EPS))[::-1])[::-1]
     idx = np.searchsorted(tps / num_gt, np.asarray(RECALL_THRESHOLDS), side="left")
     return np.where(idx < len(precision), precision[np.minimum(idx, len(precision) - 1)], 0.0)
@@ -275,57 +279,56 @@ def _ground_truth_arrays(
 
 
 def _all_detections(
-    image_ids: tuple[int, ...], predictions: Mapping[int, Detections], k: int
+    image_ids: tuple[int, ...], table: DetectionTable, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(image index, label, score float64, XYXY box float64) of every detection, by image then detection order.
 
     DatasetError naming the image for a label outside 0..k-1."""
-    parts: list[tuple[int, Detections]] = []
-    for i, image_id in enumerate(image_ids):
-        det = predictions.get(image_id)
-        if det is not None and len(det):
-            parts.append((i, det.cpu()))
-    if not parts:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 4))
-    labels = np.concatenate([d.labels.numpy() for _, d in parts]).astype(np.int64)
-    img = np.repeat(np.asarray([i for i, _ in parts], dtype=np.int64), [len(d) for _, d in parts])
+    order = np.argsort(table.image_ids, kind="stable")
+    img = np.searchsorted(np.asarray(image_ids, dtype=np.int64), table.image_ids[order])
+    labels = table.labels[order]
     bad = np.flatnonzero((labels < 0) | (labels >= k))
     if bad.size:
         raise DatasetError(
             f"predictions for image {image_ids[img[bad[0]]]}: label {int(labels[bad[0]])} is outside 0..{k - 1}"
         )
-    scores = np.concatenate([d.scores.numpy() for _, d in parts]).astype(np.float64)
-    boxes = np.concatenate([d.boxes.numpy() for _, d in parts]).astype(np.float64).reshape(-1, 4)
-    return img, labels, scores, boxes
+    return img.astype(np.int64), labels, table.scores[order], table.xyxy[order]
 
 
 def match_detections(
     images: Sequence[ImageRecord],
     annotations: Sequence[Annotation],
     categories: Categories,
-    predictions: Mapping[int, Detections],
+    predictions: Mapping[int, Detections] | DetectionTable,
     *,
     iou_thresholds: Sequence[float] = (0.5,),
     max_dets: int = 100,
 ) -> Matches:
-    """Match `predictions` (image id -> Detections, labels 0..K-1) to the ground truth at each IoU threshold.
+    """Match `predictions` (image id -> Detections, labels 0..K-1; or a `DetectionTable`) to the ground
+    truth at each IoU threshold.
 
     Images without an entry in `predictions` have no detections. DatasetError for a prediction or
     annotation on an image id not in `images`, an unknown category id or an out-of-range label.
     """
     image_ids, per_image, cat_index = _ground_truth(images, annotations, categories)
-    unknown = sorted(set(predictions) - set(per_image))
+    given = set(predictions.image_ids.tolist()) if isinstance(predictions, DetectionTable) else set(predictions)
+    unknown = sorted(given - set(per_image))
     if unknown:
         raise DatasetError(f"predictions for image ids {unknown[:10]} that are not among the evaluated images")
     thresholds = np.asarray(iou_thresholds, dtype=np.float64)
     gt = _ground_truth_arrays(image_ids, per_image, cat_index)
-    img, labels, scores, boxes = _all_detections(image_ids, predictions, len(categories))
+    table = predictions if isinstance(predictions, DetectionTable) else DetectionTable.from_detections(predictions)
+    img, labels, scores, boxes = _all_detections(image_ids, table, len(categories))
     # By image, class, descending score (stable: ties keep the detections' order), at most max_dets per group.
     order = np.lexsort((-scores, labels, img))
     img, labels, scores, boxes = img[order], labels[order], scores[order], boxes[order]
     key = img * len(categories) + labels
     first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1]))) if len(key) else np.zeros(0, np.int64)
-    group = np.cumsum(np.concatenate(([False], key[1:] != key[:-1]))) if len(key) else np.zeros(0, np.int64)
+    group = (
+        np.cumsum(np.concatenate(([False], key[1:] != key[:-1])), dtype=np.int32).astype(np.int64)
+        if len(key)
+        else np.zeros(0, np.int64)
+    )
     rank = np.arange(len(key)) - first[group]
     keep = rank < max_dets
     img, labels, scores, boxes, group, rank = (a[keep] for a in (img, labels, scores, boxes, group, rank))

@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -28,9 +29,11 @@ from detforge.evaluation.report_read import read_section_html
 from detforge.evaluation.text_metrics import ReadMetrics
 from detforge.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from detforge.structures import Annotation, Categories, ImageRecord
-from detforge.structures.detections import Detections
 from detforge.visualization.colors import color_for
 from detforge.visualization.draw import draw_boxes
+
+if TYPE_CHECKING:
+    from detforge.structures.detections import Detections
 
 __all__ = ["GALLERY_STYLE", "WorstImage", "draw_image_errors", "worst_images", "write_eval_report"]
 

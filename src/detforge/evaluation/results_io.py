@@ -1,4 +1,4 @@
-"""COCO results files (the list of detections COCO tools exchange) <-> `Detections` per image.
+"""COCO results files (the list of detections COCO tools exchange) <-> a `DetectionTable` or `Detections` per image.
 
 A results file is a JSON list of {"image_id", "category_id", "bbox": [x, y, width, height] (pixels),
 "score", optional "segmentation" (RLE or polygons), optional "text" (the value read in the box, or null: not
@@ -13,17 +13,19 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from faster_coco_eval.core import mask as mask_utils
 
 from detforge.errors import DatasetError
+from detforge.evaluation.detection_table import DetectionTable
+from detforge.evaluation.gc_pause import gc_paused
 from detforge.structures import Categories, ImageRecord
-from detforge.structures.detections import Detections
 
-__all__ = ["load_coco_results", "parse_coco_results", "to_coco_results"]
+if TYPE_CHECKING:
+    from detforge.structures.detections import Detections
+
+__all__ = ["load_coco_results", "parse_coco_results", "parse_results_table", "read_coco_results", "to_coco_results"]
 
 
 def _is_number(value: object) -> bool:
@@ -40,6 +42,8 @@ def _mask(where: str, seg: object, height: int, width: int) -> np.ndarray:
     """[H, W] bool mask of a COCO segmentation (RLE dict, compressed or not, or a list of polygons)."""
     if not (height and width):
         raise DatasetError(f"{where}: 'segmentation' given but the image size is unknown (0); cannot decode it")
+    from faster_coco_eval.core import mask as mask_utils
+
     try:
         if isinstance(seg, list):
             rle = mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
@@ -85,6 +89,10 @@ def parse_coco_results(
     DatasetError naming `source`, the list index and the key for an unknown image id, an unknown category
     id, a bad bbox (not 4 finite numbers, negative size), score, text (not a string) or text_score.
     """
+    import torch
+
+    from detforge.structures.detections import Detections
+
     if not isinstance(entries, list):
         raise DatasetError(f"{source}: expected a JSON list of detections, got {type(entries).__name__}")
     fast = _parse_columns(entries, images, categories, source)
@@ -199,53 +207,81 @@ def _lookup(known: np.ndarray, values: np.ndarray) -> np.ndarray | None:
     return order[pos]
 
 
-def _parse_columns(
+def _table_from_columns(
     entries: list[Any], images: Sequence[ImageRecord], categories: Categories, source: str
-) -> dict[int, Detections] | None:
-    """`parse_coco_results` for results without masks, all numbers checked and converted at once (the same
-    Detections as the entry-by-entry loop); None when some entry needs that loop (it is invalid or has a mask)."""
+) -> DetectionTable | None:
+    """The entries as a table, all numbers checked and converted at once; None when some entry needs the
+    checking loop of `parse_coco_results` (it is invalid or has a mask)."""
     columns = _columns(entries, images, categories) if len({im.id for im in images}) == len(images) else None
     if columns is None:
         return None
     img, label, xywh, score = columns
     with_texts = any(("text" in e or "text_score" in e) for e in entries)
-    texts = [_text(f"{source}[{n}]", e) for n, e in enumerate(entries)] if with_texts else []
     order = np.lexsort((-score, img))  # by image, then descending score (stable: ties keep the file's order)
-    img, label, xywh, score = img[order], label[order], xywh[order], score[order]
-    xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1).astype(np.float32)
-    boxes_t, labels_t, scores_t = (
-        torch.from_numpy(xyxy),
-        torch.from_numpy(label),
-        torch.from_numpy(score.astype(np.float32)),
-    )
-    bounds = np.searchsorted(img, np.arange(len(images) + 1), side="left").tolist()
-    out: dict[int, Detections] = {}
-    for i, im in enumerate(images):
-        a, b = bounds[i], bounds[i + 1]
-        size = (im.height, im.width)
-        det = Detections(boxes_t[a:b], labels_t[a:b], scores_t[a:b], size) if b > a else Detections.empty(size)
-        if with_texts:
-            picked = [texts[j] for j in order[a:b].tolist()]
-            det = det.with_texts([t for t, _ in picked], [v for _, v in picked])
-        out[im.id] = det
-    return out
+    ids = np.asarray([im.id for im in images], dtype=np.int64)
+    texts: tuple[str | None, ...] | None = None
+    text_scores: np.ndarray | None = None
+    if with_texts:
+        in_file = [_text(f"{source}[{n}]", e) for n, e in enumerate(entries)]  # errors name the first bad entry
+        read = [in_file[n] for n in order.tolist()]
+        texts, text_scores = tuple(t for t, _ in read), np.asarray([v for _, v in read], dtype=np.float64)
+    return DetectionTable(ids[img[order]], label[order], score[order], xywh[order], texts, text_scores)
 
 
-def load_coco_results(path: str | Path, images: Sequence[ImageRecord], categories: Categories) -> dict[int, Detections]:
-    """Read a COCO results JSON file into Detections per image id (see `parse_coco_results`)."""
-    path = Path(path)
+def _parse_columns(
+    entries: list[Any], images: Sequence[ImageRecord], categories: Categories, source: str
+) -> dict[int, Detections] | None:
+    """`parse_coco_results` for results without masks, through `_table_from_columns` (the same Detections as
+    the entry-by-entry loop); None when some entry needs that loop."""
+    table = _table_from_columns(entries, images, categories, source)
+    if table is None:
+        return None
+    rounded = DetectionTable(
+        table.image_ids, table.labels, table.scores.astype(np.float32).astype(np.float64), table.xywh,
+        table.texts, table.text_scores, table.xyxy.astype(np.float32).astype(np.float64),
+    )  # fmt: skip
+    return rounded.to_detections(images)
+
+
+def parse_results_table(
+    entries: object, images: Sequence[ImageRecord], categories: Categories, *, source: str = "results"
+) -> DetectionTable:
+    """The detections of parsed results JSON as one table (float64, XYWH as written; no torch), checked as
+    `parse_coco_results` checks them (the same DatasetError naming `source`, the list index and the key).
+    Masks ("segmentation") are checked and then left out: evaluation scores boxes."""
+    if not isinstance(entries, list):
+        raise DatasetError(f"{source}: expected a JSON list of detections, got {type(entries).__name__}")
+    table = _table_from_columns(entries, images, categories, source)
+    if table is not None:
+        return table
+    return DetectionTable.from_detections(parse_coco_results(entries, images, categories, source=source))
+
+
+def _read_json(path: Path) -> object:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise DatasetError(f"{path}: cannot read the results file: {e.strerror or e}") from e
     try:
-        entries = json.loads(text)
+        with gc_paused():  # half the parse time of a large file went to collections that free nothing
+            return json.loads(text)
     except json.JSONDecodeError as e:
         raise DatasetError(f"{path}:{e.lineno}: not valid JSON ({e.msg}, column {e.colno})") from e
-    return parse_coco_results(entries, images, categories, source=str(path))
+
+
+def read_coco_results(path: str | Path, images: Sequence[ImageRecord], categories: Categories) -> DetectionTable:
+    """Read a COCO results JSON file into a `DetectionTable` (see `parse_results_table`)."""
+    return parse_results_table(_read_json(Path(path)), images, categories, source=str(path))
+
+
+def load_coco_results(path: str | Path, images: Sequence[ImageRecord], categories: Categories) -> dict[int, Detections]:
+    """Read a COCO results JSON file into Detections per image id (see `parse_coco_results`)."""
+    return parse_coco_results(_read_json(Path(path)), images, categories, source=str(path))
 
 
 def _rle(mask: np.ndarray) -> dict[str, Any]:
+    from faster_coco_eval.core import mask as mask_utils
+
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)[:, :, None]))[0]
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 

@@ -29,18 +29,19 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from detforge.errors import DatasetError
 from detforge.evaluation.matching import greedy_match, iou_matrix
 from detforge.structures import Annotation, Categories, ImageRecord
-from detforge.structures.detections import Detections
 from detforge.structures.text import edit_distance, normalize_text
 
+if TYPE_CHECKING:
+    from detforge.structures.detections import Detections
+
 __all__ = ["Misread", "MisreadExample", "ReadMetrics", "edit_distance", "has_read_data", "read_metrics"]
-
-
 
 
 @dataclass(frozen=True)
