@@ -38,6 +38,18 @@ CASES: tuple[tuple[str, tuple[str, ...], int, str], ...] = (
     ("config typo", ("train", "tiny", "train.lrr=0.1"), 1, "train DATA train.lrr=0.1: unknown key, nearest one named"),
     ("eval on a missing model", ("eval", "missing.pt", "tiny"), 1, "eval MODEL DATA with no such MODEL file"),
     ("eval on a file that is no model", ("eval", "notes.txt", "tiny"), 1, "says which files are models"),
+    (
+        "eval on a plain torch.save file",
+        ("eval", "weights.pt", "tiny"),
+        1,
+        "a torch.save'd state dict as MODEL: says what it is and which files are models",
+    ),
+    (
+        "predict on a training checkpoint",
+        ("predict", "run/checkpoints/best.pt", "tiny"),
+        1,
+        "a run's checkpoints/best.pt as MODEL: names the run's model.pt",
+    ),
     ("unknown flag", ("data", "check", "tiny", "--stirct"), 2, "data check --stirct: suggests --strict"),
     ("out-of-range number", ("data", "show", "tiny", "--out", "g", "--n", "0"), 2, "data show --n 0"),
     ("detforge models", ("models",), 0, "the zoo table (stored GFLOPs and parameters)"),
@@ -63,6 +75,12 @@ def _write_workspace(root: Path) -> None:
     }
     (data / "annotations.json").write_text(json.dumps(coco), encoding="utf-8")
     (root / "notes.txt").write_text("not a model\n", encoding="utf-8")
+    import torch  # the driver writes real torch.save files; the timed commands must not import torch
+
+    torch.save({"conv.weight": torch.zeros(4, 3, 3, 3), "conv.bias": torch.zeros(4)}, root / "weights.pt")
+    (root / "run" / "checkpoints").mkdir(parents=True)
+    torch.save({"format": "detforge-best-weights", "model": {"w": torch.zeros(2)}}, root / "run/checkpoints/best.pt")
+    (root / "run" / "model.pt").write_bytes(b"")
 
 
 def _children_cpu_s() -> float:

@@ -32,7 +32,17 @@ sys.path.insert(0, str(HERE))
 
 __all__ = ["BENCHMARKS", "main", "render_markdown"]
 
-BENCHMARKS: tuple[str, ...] = ("cli", "training", "inference", "scaling", "eval", "serving", "reading", "accuracy")
+BENCHMARKS: tuple[str, ...] = (
+    "cli",
+    "training",
+    "inference",
+    "scaling",
+    "eval",
+    "serving",
+    "reading",
+    "accuracy",
+    "batch",
+)
 """Benchmark names in the order they run; `bench_<name>.py` holds each."""
 
 

@@ -115,9 +115,10 @@ def test_predict_out_is_checked_before_the_model_loads_and_replaced_as_a_whole(
     monkeypatch.setattr("detforge.api._predictor.make_predictor", lambda *a, **k: _NoImagesPredictor())
     out = tmp_path / "preds"
     detforge.predict(tmp_path / "model.pt", images, out=out, format=["coco", "csv"])
-    assert {p.name for p in out.iterdir()} == {MARKER, "predictions.json", "predictions.csv"}
+    job = {MARKER, "manifest.json", "shards"}  # the resumable job's manifest and result shards (docs/batch.md)
+    assert {p.name for p in out.iterdir()} == job | {"predictions.json", "predictions.csv"}
     detforge.predict(tmp_path / "model.pt", images, out=out, format="csv")
-    assert {p.name for p in out.iterdir()} == {MARKER, "predictions.csv"}, "the earlier coco file is stale"
+    assert {p.name for p in out.iterdir()} == job | {"predictions.csv"}, "the earlier coco file is stale"
     detforge.predict(tmp_path / "model.pt", images, out=foreign, format="csv", overwrite=True)
     assert not (foreign / "mine.jpg").exists()
 

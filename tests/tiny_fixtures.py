@@ -54,7 +54,7 @@ def build_tiny_detector(name: str, *, num_classes: int, size: int = SIZE, **kwar
     from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
     from torchvision.ops import MultiScaleRoIAlign
 
-    from detforge.models.detector import Detector
+    from detforge.models.torchvision_detector import TorchvisionDetector
     from detforge.models.torchvision_graphs import BackboneSetup
     from detforge.models.weights import WeightsReport
 
@@ -73,5 +73,7 @@ def build_tiny_detector(name: str, *, num_classes: int, size: int = SIZE, **kwar
         box_batch_size_per_image=32,
     )
     torch.nn.init.constant_(module.roi_heads.box_predictor.cls_score.bias, 0.0)
-    detector = Detector(module, name=name, num_classes=num_classes, has_masks=False, setup=BackboneSetup(False))
+    detector = TorchvisionDetector(
+        module, name=name, num_classes=num_classes, has_masks=False, setup=BackboneSetup(False)
+    )
     return detector, WeightsReport(0, source="none")

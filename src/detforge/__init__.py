@@ -4,7 +4,7 @@ The public API (same verbs and parameter names as the `detforge` command line)::
 
     import detforge
     ds = detforge.load_dataset("my_export/")        # COCO, YOLO, VOC, CVAT, LabelMe, Label Studio
-    report = ds.check()                             # or detforge.check("my_export/")
+    report = detforge.check(ds)                     # or detforge.check("my_export/")
     detforge.split(ds, out="split/", ratios=(0.8, 0.1, 0.1))
 
 Importing detforge does not import torch; training and inference import it when used.

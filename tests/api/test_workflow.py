@@ -3,15 +3,18 @@ runs, from generating data to evaluating and predicting with the trained model."
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from detforge.cli import main
-from detforge.models.artifact import load_model
+from detforge.models.artifact import load_model, save_model
 
 TINY_MODEL = [
     "model.name=fasterrcnn_mobilenet_v3_large_320_fpn",
@@ -24,6 +27,42 @@ TINY_MODEL = [
     "data.num_workers=0",
     "data.flip=false",
 ]
+
+
+def _csv_rows(path: Path) -> dict[str, list[tuple[str, float, np.ndarray]]]:
+    """(class, score, XYXY box) of each row of a `predict --format csv` file, by image file."""
+    rows: dict[str, list[tuple[str, float, np.ndarray]]] = {}
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            box = np.array([float(row[k]) for k in ("x_min", "y_min", "x_max", "y_max")])
+            rows.setdefault(row["file"], []).append((row["class"], float(row["score"]), box))
+    return rows
+
+
+def _assert_same_detections(a: Path, b: Path) -> int:
+    """Every image has the same detections in the CSV files `a` and `b`: same classes, scores within 2e-3
+    and boxes within 0.5 px (both files round to 2-4 decimals), each paired with its closest box.
+    Returns the number of detections."""
+    rows_a, rows_b = _csv_rows(a), _csv_rows(b)
+    assert rows_a.keys() == rows_b.keys()
+    for name, dets_a in rows_a.items():
+        dets_b = list(rows_b[name])
+        assert len(dets_a) == len(dets_b), name
+        for cls, score, box in dets_a:
+            candidates = [d for d in dets_b if d[0] == cls]
+            assert candidates, (name, cls)
+            match = min(candidates, key=lambda d: float(np.abs(d[2] - box).max()) + abs(d[1] - score))
+            assert np.abs(match[2] - box).max() < 0.5, (name, box, match[2])
+            assert abs(match[1] - score) < 2e-3, (name, score, match[1])
+            dets_b.remove(match)
+    return sum(len(v) for v in rows_a.values())
+
+
+def _ap(capsys: pytest.CaptureFixture[str], *argv: str) -> float:
+    """The AP `detforge eval ... --json` prints."""
+    capsys.readouterr()
+    assert main(["eval", *argv, "--bootstrap", "0", "--json"]) == 0
+    return float(json.loads(capsys.readouterr().out)["metrics"]["ap"])
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -127,8 +166,25 @@ def test_eval_predict_and_eval_of_detections(work: Path, trained: Path, capsys: 
         == 0
     )
     result = json.loads(capsys.readouterr().out)
-    assert 0.0 <= result["metrics"]["ap"] <= 1.0
+    assert result["bootstrap"]["num_images"] == len(list((work / "data" / "images" / "test").iterdir()))
+    assert result["bootstrap"]["n"] == 20
     assert (work / "eval" / "report.html").is_file()
+
+    # The test split's own boxes, given as detections, score AP 1.0; moved off their objects, AP 0.0.
+    truth = json.loads((work / "data" / "annotations" / "instances_test.json").read_text())["annotations"]
+    assert truth
+    for name, shift, expected in (("truth.json", 0.0, 1.0), ("moved.json", 1.0, 0.0)):
+        detections = [
+            {
+                "image_id": a["image_id"],
+                "category_id": a["category_id"],
+                "bbox": [a["bbox"][0] + shift * a["bbox"][2], *a["bbox"][1:]],
+                "score": 1.0,
+            }
+            for a in truth
+        ]
+        (work / name).write_text(json.dumps(detections))
+        assert _ap(capsys, "--detections", str(work / name), str(work / "data"), "--split", "test") == expected
 
     preds = work / "preds"
     test_images = work / "data" / "images" / "test"
@@ -206,29 +262,34 @@ def test_export_then_predict_and_eval_with_onnx(work: Path, trained: Path, capsy
             )
             == 0
         )
-    eager_rows = (eager / "predictions.csv").read_text().splitlines()
-    onnx_rows = (exported / "predictions.csv").read_text().splitlines()
-    assert len(onnx_rows) == len(eager_rows) > 1  # same detections from ONNX Runtime as from PyTorch
-    capsys.readouterr()
-    assert main(["eval", str(onnx_file), str(work / "data"), "--split", "test", "--bootstrap", "0", "--json"]) == 0
-    assert 0.0 <= json.loads(capsys.readouterr().out)["metrics"]["ap"] <= 1.0
+    # same detections from ONNX Runtime as from PyTorch: classes, scores and boxes, image by image
+    assert _assert_same_detections(eager / "predictions.csv", exported / "predictions.csv") > 1
+    data = str(work / "data")
+    assert _ap(capsys, str(onnx_file), data, "--split", "test") == pytest.approx(
+        _ap(capsys, str(trained), data, "--split", "test"), abs=1e-4
+    )
 
 
-def test_eval_calibrate_stores_threshold_used_by_predict(work: Path, trained: Path) -> None:
-    import shutil
-
-    model = work / "calibrated.pt"
-    shutil.copy(trained, model)
-    assert main(["eval", str(model), str(work / "data"), "--split", "val", "--bootstrap", "0", "--calibrate"]) == 0
-    _, spec = load_model(model)
+def test_eval_calibrate_stores_threshold_used_by_predict(
+    work: Path, trained: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from detforge.inference import Predictor
 
+    model = work / "calibrated.pt"
+    detector, spec = load_model(trained)
+    save_model(model, detector, replace(spec, score_threshold=0.987))  # a value calibration will not find
+    capsys.readouterr()
+    args = ["eval", str(model), str(work / "data"), "--split", "val", "--bootstrap", "0", "--calibrate"]
+    assert main([*args, "--json"]) == 0
+    reported = json.loads(capsys.readouterr().out)["calibration"]["threshold"]
+    _, stored = load_model(model)
+    assert reported != pytest.approx(0.987)
+    assert stored.score_threshold == pytest.approx(reported)  # the reported threshold replaced the old one
     predictor = Predictor(model)
-    assert predictor.score_threshold == pytest.approx(spec.score_threshold)
+    assert predictor.score_threshold == pytest.approx(reported)
     assert predictor.threshold_source == "calibrated"
     # a precision target outside (0, 1] is a usage error (exit 2) caught before the model loads; the file is unchanged
     before = model.read_bytes()
-    args = ["eval", str(model), str(work / "data"), "--split", "val", "--bootstrap", "0", "--calibrate"]
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--target-precision", "1.01"])
     assert exit_info.value.code == 2

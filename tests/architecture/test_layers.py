@@ -22,9 +22,10 @@ ALLOWED: dict[str, set[str]] = {
     "export": {"models", "inference", "reading"},
     "serving": {"inference", "visualization", "export", "reading"},
     "engine": {"models", "data", "evaluation", "config", "reading"},
-    "indexing": {"inference", "reading", "data", "visualization", "export"},
+    "indexing": {"inference", "reading", "data", "visualization", "export", "batch"},
+    "batch": {"inference", "data"},  # shards of predictions; Ray's decoding tasks use data.images (no torch)
 }
-ALWAYS = {"_version", "errors", "fileio", "outdir", "pixels", "progress", "structures", "__init__"}
+ALWAYS = {"_version", "errors", "fileio", "outdir", "pixels", "progress", "structures", "thresholds", "__init__"}
 # Modules of the data stage that may use torch (the training input pipeline); the rest of the
 # data stage must stay importable without torch so that `detforge data ...` starts fast.
 TORCH_OK_IN_DATA = {"transforms.py", "loader.py", "sampler.py"}

@@ -128,7 +128,9 @@ def test_benchmark_json(artifact: Path, capsys: pytest.CaptureFixture[str]) -> N
                               "--json"])  # fmt: skip
     assert [r["backend"] for r in rows] == ["eager"]
     assert set(rows[0]) == {
-        "backend", "images", "image_size", "runs", "median_ms", "min_ms", "max_ms", "images_per_s", "detections",
-        "max_box_diff_px", "max_score_diff", "count_mismatch",
+        "backend", "images", "image_size", "image_sizes", "synthetic", "runs", "median_ms", "min_ms", "max_ms",
+        "images_per_s", "detections", "max_box_diff_px", "max_score_diff", "count_mismatch",
     }  # fmt: skip
-    assert rows[0]["runs"] == 1 and rows[0]["median_ms"] > 0 and rows[0]["images"] == 1
+    assert rows[0]["runs"] == 1 and rows[0]["median_ms"] > 0 and rows[0]["synthetic"] is True
+    assert rows[0]["images"] == len(rows[0]["image_sizes"]) > 1  # the parity check's odd portrait/landscape sizes
+    assert rows[0]["image_size"] == rows[0]["image_sizes"][0]

@@ -66,3 +66,34 @@ def test_input_errors_and_models_answer_without_torch(tmp_path: Path) -> None:
     ):
         result = _python(_RUN, *argv, cwd=tmp_path)
         assert result.stdout.strip().splitlines()[-1] == f"no torch {status}", (argv, result.stdout, result.stderr)
+
+
+_STATS = """
+import sys
+from detforge.api.data import _cpu_model_input
+from detforge.cli import main
+from detforge.data.formats import load_dataset
+status = main(["data", "stats", sys.argv[1], "--out", sys.argv[2]])
+model = _cpu_model_input(load_dataset(sys.argv[1]))
+print(model.name if model else None, model.min_size if model else None, status)
+print("TORCH" if "torch" in sys.modules else "no torch")
+"""
+
+
+def test_data_stats_plots_the_models_resize_without_torch(tmp_path: Path) -> None:
+    """The "after the model's resize" plot needs the model's sizes: they come from the zoo table, not torch."""
+    data = tmp_path / "tiny"
+    data.mkdir()
+    Image.new("RGB", (640, 480)).save(data / "a.png")
+    coco = {
+        "images": [{"id": 1, "file_name": "a.png", "width": 640, "height": 480}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 60, 40], "area": 2400, "iscrowd": 0}],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    (data / "annotations.json").write_text(json.dumps(coco))
+    result = _python(_STATS, str(data), str(tmp_path / "stats"))
+    assert result.returncode == 0, result.stderr
+    sizes, torch_line = result.stdout.strip().splitlines()[-2:]
+    assert sizes.split()[0] == "fasterrcnn_mobilenet_v2_fpn" and sizes.split()[-1] == "0", sizes
+    assert (tmp_path / "stats" / "box_size_px.png").is_file()
+    assert torch_line == "no torch", result.stdout

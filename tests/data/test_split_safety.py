@@ -88,7 +88,7 @@ def test_a_failed_write_leaves_the_earlier_output_intact(
         (folder / "images" / "half.png").write_bytes(b"")
         raise OSError("disk full")
 
-    monkeypatch.setattr("detforge.api.data.write_dataset", half_write)
+    monkeypatch.setattr("detforge.api.data.write_into", half_write)
     with pytest.raises(OSError, match="disk full"):
         detforge.split(source, out=out, seed=2)
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
@@ -107,10 +107,10 @@ def test_fewer_folds_and_a_second_stats_report_leave_nothing_stale(source: Path,
     assert (stats / "index.html").is_file() and not (stats / "old_plot.png").exists()
 
 
-def test_dataset_show_method_refuses_a_foreign_folder_too(source: Path, tmp_path: Path) -> None:
+def test_show_of_a_loaded_dataset_refuses_a_foreign_folder_too(source: Path, tmp_path: Path) -> None:
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "holiday.jpg").write_bytes(b"")
     with pytest.raises(OutputFolderError, match="not written by detforge"):
-        load_dataset(source).show(mine, n=1)
+        detforge.show(load_dataset(source), out=mine, n=1)
     assert [p.name for p in mine.iterdir()] == ["holiday.jpg"]

@@ -5,6 +5,7 @@ import pytest
 from detforge.cli import build_parser
 from detforge.errors import InvalidImage
 from detforge.export import ExportError, benchmark_model, benchmark_table, load_parity_images
+from detforge.export.parity import parity_image_sizes
 from detforge.models import load_model
 
 
@@ -57,3 +58,18 @@ def test_benchmark_cli_takes_photos(tiny_artifact: Path, image_factory, tmp_path
     )
     assert args.handler(args) == 0
     assert capsys.readouterr().out.splitlines()[1].split()[:2] == ["eager", "70x90"]  # one photo: its size
+
+
+def test_benchmark_default_images_cover_odd_portrait_and_landscape_sizes(tiny_artifact: Path) -> None:
+    """Without photos the benchmark times the parity check's images, not one convenient shape, and says so."""
+    rows = benchmark_model(tiny_artifact, backends=("eager",), runs=1, warmup=0)
+    (row,) = rows
+    _, spec = load_model(tiny_artifact)
+    assert list(row.image_sizes) == parity_image_sizes(spec.min_size, spec.max_size) and row.synthetic
+    assert row.images == len(row.image_sizes) > 1
+    assert any(h > w for h, w in row.image_sizes) and any(w > h for h, w in row.image_sizes)
+    assert any(h % 2 or w % 2 for h, w in row.image_sizes)
+    table = benchmark_table(rows).splitlines()
+    assert table[1].split()[:3] == ["eager", str(row.images), "synthetic"]
+    sizes = ", ".join(f"{h}x{w}" for h, w in row.image_sizes)
+    assert table[-1].startswith(f"synthetic images, height x width: {sizes}")

@@ -27,7 +27,7 @@ def _meta(**changes: object) -> ExportMetadata:
 def test_props_are_json_strings_and_round_trip() -> None:
     meta = _meta()
     props = meta.to_props()
-    assert set(props) == set(METADATA_KEYS) | {"detforge.read"}
+    assert set(props) == set(METADATA_KEYS) | {"detforge.read", "detforge.score_threshold_calibrated"}
     assert json.loads(props["detforge.read"]) is None
     assert json.loads(props["detforge.class_names"]) == ["cat", "dog"]
     assert json.loads(props["detforge.category_ids"]) == [3, 7]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 from types import SimpleNamespace
@@ -110,7 +111,12 @@ def test_lists_and_globs_keep_source_order(tmp_path: Path, fake, painter) -> Non
 
 def _fake_artifact(monkeypatch: pytest.MonkeyPatch, detector: object, threshold: float) -> list[tuple[Path, str]]:
     calls: list[tuple[Path, str]] = []
-    spec = SimpleNamespace(class_names=("cat", "dog", "bird"), category_ids=(3, 7, 9), score_threshold=threshold)
+    spec = SimpleNamespace(
+        class_names=("cat", "dog", "bird"),
+        category_ids=(3, 7, 9),
+        score_threshold=threshold,
+        score_threshold_calibrated=True,
+    )
 
     def load(path: Path, device: str) -> tuple[object, object]:
         calls.append((path, device))
@@ -190,7 +196,8 @@ def test_real_detector_artifact_round_trip(tmp_path: Path) -> None:
     detector, _ = build_detector(
         "fasterrcnn_mobilenet_v3_large_320_fpn", num_classes=2, weights="none", min_size=64, max_size=96
     )
-    spec = ModelSpec("fasterrcnn_mobilenet_v3_large_320_fpn", 2, ("ant", "bee"), (11, 12), 64, 96, score_threshold=0.3)
+    name = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    spec = ModelSpec(name, 2, ("ant", "bee"), (11, 12), 64, 96, score_threshold=0.3, score_threshold_calibrated=True)
     path = save_model(tmp_path / "model.pt", detector, spec)
     predictor = Predictor.from_checkpoint(path, device="cpu", score_threshold=0.0, batch_size=2)
     assert predictor.class_names == ("ant", "bee") and predictor.category_ids == (11, 12)
@@ -208,6 +215,8 @@ def test_real_detector_artifact_round_trip(tmp_path: Path) -> None:
     calibrated = Predictor.from_checkpoint(path, device="cpu")
     assert (calibrated.score_threshold, calibrated.threshold_source) == (0.3, "calibrated")
     assert calibrated.model.detection_params.score_thresh == pytest.approx(0.05)  # type: ignore[attr-defined]
+    save_model(path, detector, dataclasses.replace(spec, score_threshold_calibrated=False))
+    assert Predictor.from_checkpoint(path, device="cpu").threshold_source == "default"  # 0.3, but not calibrated
 
 
 def test_a_detector_passed_in_keeps_its_own_threshold() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from detforge.errors import ConfigError
+from detforge.errors import CheckpointError, ConfigError
 from detforge.serving import ServeSettings, load_served_model
 
 SCRIPT = textwrap.dedent(
@@ -86,7 +86,7 @@ def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path, image_bytes) 
 
 
 def test_load_served_model_refuses_a_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="is not a file"):
+    with pytest.raises(CheckpointError, match="is not a file"):
         load_served_model(tmp_path / "absent.pt")
 
 

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING
 
 from detforge.data.clean import sanitize
 from detforge.data.dataset import Dataset
-from detforge.data.formats import WRITE_FORMATS, load_dataset, write_dataset
+from detforge.data.formats import WRITE_FORMATS, load_dataset, write_into
 from detforge.data.transcriptions import apply_text_attribute
 from detforge.errors import DatasetError
 from detforge.outdir import check_output_folder, output_folder
 from detforge.progress import scoped_by_progress
+from detforge.ranges import FRACTION, POSITIVE_INT, check_each, check_numbers, int_range
 
 if TYPE_CHECKING:
     from detforge.data.check import CheckReport
@@ -119,6 +120,7 @@ def show(
     """
     from detforge.data.show import show_dataset
 
+    check_numbers(n=(POSITIVE_INT, n))
     check_output_folder(out, "data show", overwrite=overwrite, inputs=_inputs(data))  # before reading
     dataset = _as_dataset(data, format, text_attribute)
     return show_dataset(dataset, Path(out), n=n, seed=seed, subset=subset, overwrite=overwrite)
@@ -197,7 +199,7 @@ def convert(
     dataset = _as_dataset(src, format, text_attribute)
     fmt = _writable_format(dataset, to)
     with output_folder(dst, "data convert", overwrite=overwrite, inputs=_inputs(src)) as tmp:
-        write_dataset(_writable(dataset, "convert", skip_invalid), tmp, fmt)
+        write_into(_writable(dataset, "convert", skip_invalid), tmp, fmt)
     return Path(dst)
 
 
@@ -231,6 +233,8 @@ def split(
     """
     from detforge.data.split import check_groups, check_nonempty, kfold, rename_to_ids, split_dataset
 
+    check_each("ratios", FRACTION, ratios)
+    check_numbers(folds=(int_range(2), folds))
     check_output_folder(out, "data split", overwrite=overwrite, inputs=_inputs(data))  # before reading
     dataset = _as_dataset(data, format, text_attribute)
     fmt = _writable_format(dataset, to)
@@ -242,7 +246,7 @@ def split(
         parts = kfold(cleaned, folds, seed=seed, group=group)
         with output_folder(out, "data split", overwrite=overwrite, inputs=_inputs(data)) as tmp:
             for i, part in enumerate(parts):
-                write_dataset(part, tmp / f"fold_{i}", fmt)
+                write_into(part, tmp / f"fold_{i}", fmt)
         return [Path(out) / f"fold_{i}" for i in range(len(parts))]
     names = (
         ("train", "val", "test")[: len(ratios)] if len(ratios) <= 3 else tuple(f"split{i}" for i in range(len(ratios)))
@@ -250,7 +254,7 @@ def split(
     result = split_dataset(cleaned, tuple(ratios), names=names, seed=seed, group=group)
     check_nonempty(result, tuple(ratios), names, group=group, allow_empty=allow_empty)
     with output_folder(out, "data split", overwrite=overwrite, inputs=_inputs(data)) as tmp:
-        write_dataset(result, tmp, fmt)
+        write_into(result, tmp, fmt)
     return [Path(out)]
 
 
@@ -258,4 +262,5 @@ def sample(out: str | Path, *, n: int = 240, seed: int = 0) -> Path:
     """Generate the bundled sample dataset (handwritten physics solutions; class `task_number`) as COCO."""
     from detforge.data.sample import make_sample
 
+    check_numbers(n=(POSITIVE_INT, n))
     return make_sample(Path(out), n=n, seed=seed)

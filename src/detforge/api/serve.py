@@ -6,6 +6,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from detforge.ranges import NON_NEGATIVE_FLOAT, PORT, POSITIVE_FLOAT, POSITIVE_INT, check_numbers
+
 __all__ = ["serve"]
 
 
@@ -32,6 +34,13 @@ def serve(
     settings apply (each box of a read class gets `text` and `text_score`); `read`, `read_classes`,
     `read_pattern`, `read_allow` override them as in `detforge.predict`.
     """
+    check_numbers(
+        port=(PORT, port),
+        max_batch=(POSITIVE_INT, max_batch),
+        max_wait_ms=(NON_NEGATIVE_FLOAT, max_wait_ms),
+        max_body_mb=(POSITIVE_FLOAT, max_body_mb),
+        timeout_s=(POSITIVE_FLOAT, timeout_s),
+    )
     from detforge.serving import LoadedModel, ServeSettings, load_served_model
     from detforge.serving import serve as run
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from detforge.errors import ConfigError
+from detforge.ranges import POSITIVE_INT, check_numbers
 
 if TYPE_CHECKING:
     from detforge.config import Config
@@ -115,6 +116,8 @@ def train(
     the settings, `detforge.reading.build_reader`).
     """
     from dataclasses import replace
+
+    check_numbers(epochs=(POSITIVE_INT, epochs), devices=(POSITIVE_INT, devices))
 
     from detforge.engine import train_from_config
     from detforge.engine.reading import read_settings_from_config
@@ -220,12 +223,13 @@ def setup_reading(
 
 def calibrate_model(model_path: Path, config: Config) -> float | None:
     """Find the best-F1 score threshold of `model_path` on the validation subset and store it in the artifact."""
-    from detforge.api.evaluate import predict_dataset, write_score_threshold
+    from detforge.api.evaluate import predict_dataset
     from detforge.data.formats import load_dataset
     from detforge.evaluation import CalibrationError, calibrate_threshold
     from detforge.evaluation.analysis import pr_curves
     from detforge.inference import Predictor
     from detforge.models.artifact import load_model
+    from detforge.models.score_threshold import store_score_threshold
 
     assert config.data.path is not None and config.data.val is not None
     val = load_dataset(config.data.path, config.data.format, text_attribute=config.data.text_attribute)
@@ -244,4 +248,4 @@ def calibrate_model(model_path: Path, config: Config) -> float | None:
             spec.score_threshold,
         )
         return None
-    return write_score_threshold(model_path, calibration)
+    return store_score_threshold(model_path, calibration.threshold)

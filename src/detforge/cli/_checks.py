@@ -1,6 +1,7 @@
 """Input checks the CLI makes before it imports torch: numbers in range, paths that exist and are the right kind.
 
-Argument types (`positive_int`, `fraction`, ...) turn a bad number into a one-line usage error. The path
+Argument types (`positive_int`, `fraction`, ...) turn a bad number into a one-line usage error; their rules
+are `detforge.ranges`, which the API verbs check too. The path
 checks raise DetforgeError subclasses, which `detforge.cli.main` prints as one line; they run at the top of
 a handler, so a typo costs a fraction of a second instead of the seconds torch takes to import.
 """
@@ -10,8 +11,22 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from detforge.errors import CheckpointError, ConfigError, DatasetError
+from detforge.models.file_kind import MODELS_ARE, model_file_problem
+from detforge.ranges import (
+    FRACTION,
+    NON_NEGATIVE_FLOAT,
+    NON_NEGATIVE_INT,
+    OVERLAP,
+    PORT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    PRECISION,
+    Range,
+    int_range,
+)
 
 __all__ = [
     "MODEL_SUFFIXES",
@@ -36,23 +51,22 @@ __all__ = [
 MODEL_SUFFIXES = (".pt", ".pth", ".onnx", ".ts")
 """What detforge runs as a model: a model artifact (a run's `model.pt`) or an exported .onnx / .ts file."""
 
-_MODELS_ARE = "models are a run's model.pt (from detforge train) or an exported .onnx / .ts file (from detforge export)"
+
+def _argtype(rule: Range) -> Callable[[str], Any]:
+    """argparse type accepting the numbers of `rule` (detforge.ranges: the API checks the same rules)."""
+
+    def parse(text: str) -> Any:
+        try:
+            return rule.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
 def int_between(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     """argparse type: an integer from `minimum` to `maximum` (no upper bound when None)."""
-    expected = f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
-        return value
-
-    return parse
+    return _argtype(int_range(minimum, maximum))
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
@@ -60,72 +74,41 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return int_between(minimum)
 
 
-positive_int = at_least(1)
-non_negative_int = at_least(0)
-port = int_between(0, 65535)
+positive_int = _argtype(POSITIVE_INT)
+non_negative_int = _argtype(NON_NEGATIVE_INT)
+port = _argtype(PORT)
 """argparse type: a TCP port (0: any free port)."""
-
-
-def _number(low: float, high: float, *, high_open: bool = False, low_open: bool = False) -> Callable[[str], float]:
-    left, right = "(" if low_open else "[", ")" if high_open else "]"
-    expected = f"a number in {left}{low:g}, {high:g}{right}"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        below = value <= low if low_open else value < low
-        above = value >= high if high_open else value > high
-        if value != value or below or above:  # value != value: NaN
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
-        return value
-
-    return parse
-
-
-fraction = _number(0.0, 1.0)
+fraction = _argtype(FRACTION)
 """argparse type: a number in [0, 1] (score thresholds, split ratios)."""
-precision = _number(0.0, 1.0, low_open=True)
+precision = _argtype(PRECISION)
 """argparse type: a number in (0, 1] (a precision to reach)."""
-overlap = _number(0.0, 1.0, high_open=True)
+overlap = _argtype(OVERLAP)
 """argparse type: a number in [0, 1) (tile overlap)."""
-positive_float = _number(0.0, float("inf"), low_open=True, high_open=True)
+positive_float = _argtype(POSITIVE_FLOAT)
 """argparse type: a finite number > 0."""
-non_negative_float = _number(0.0, float("inf"), high_open=True)
+non_negative_float = _argtype(NON_NEGATIVE_FLOAT)
 """argparse type: a finite number >= 0."""
 
 
 def model_file(path: Path) -> Path:
     """`path` when it can be a model; CheckpointError saying which files are models otherwise.
 
-    A folder holding `model.pt` (a run folder) is answered with that file's path as the suggestion.
+    A folder holding `model.pt` (a run folder) is answered with that file's path as the suggestion; a
+    training checkpoint with the run's `model.pt`; a plain torch.save file (a state dict, a pickled module)
+    or safetensors weights with what it is. Only file headers are read (no torch, nothing unpickled).
     """
     if not path.exists():
-        raise CheckpointError(f"{path}: no such file; {_MODELS_ARE}")
+        raise CheckpointError(f"{path}: no such file; {MODELS_ARE}")
     if path.is_dir():
         inside = path / "model.pt"
-        hint = f"; did you mean {inside}?" if inside.is_file() else f"; {_MODELS_ARE}"
+        hint = f"; did you mean {inside}?" if inside.is_file() else f"; {MODELS_ARE}"
         raise CheckpointError(f"{path} is a folder, not a model file{hint}")
     if path.suffix.lower() not in MODEL_SUFFIXES:
-        raise CheckpointError(f"{path} is not a model file; {_MODELS_ARE}")
-    if not _looks_like_model(path):
-        raise CheckpointError(f"{path} is not a model file (its content is no model format); {_MODELS_ARE}")
+        raise CheckpointError(f"{path} is not a model file; {MODELS_ARE}")
+    problem = model_file_problem(path)
+    if problem is not None:
+        raise CheckpointError(problem)
     return path
-
-
-def _looks_like_model(path: Path) -> bool:
-    """Whether the first bytes of `path` are those of a format detforge loads: an ONNX protobuf (field 1,
-    ir_version, comes first), a zip archive (torch.save, TorchScript), a legacy pickle from torch.save, or a
-    safetensors file (8-byte header length, then a JSON object). Unreadable files pass: the loader reports."""
-    try:
-        with path.open("rb") as f:
-            head = f.read(9)
-    except OSError:
-        return True
-    if path.suffix.lower() == ".onnx":
-        return head[:1] == b"\x08"
-    return head.startswith((b"PK", b"\x80")) or (len(head) == 9 and head[8:9] == b"{")
 
 
 def existing_path(path: Path, what: str = "dataset") -> Path:

@@ -89,6 +89,8 @@ def benchmark_json(rows: Sequence[BenchmarkRow]) -> list[dict[str, Any]]:
             "backend": r.backend,
             "images": r.images,
             "image_size": list(r.image_size),
+            "image_sizes": [list(size) for size in r.image_sizes],
+            "synthetic": r.synthetic,
             "runs": r.runs,
             "median_ms": r.median_ms,
             "min_ms": r.min_ms,

@@ -15,7 +15,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     p = commands.add_parser("export", help="export a model to ONNX or TorchScript, with a parity check")
     p.add_argument("model", type=Path)
     p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
-    p.add_argument("--out", type=Path, default=None, help="output file (default: next to the model)")
+    p.add_argument(
+        "--out", type=Path, default=None, help="output file or folder (default: beside the model, MODEL.onnx)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out file that is not an earlier detforge export",
+    )
     p.add_argument("--opset", type=int_between(11, 20), default=17)
     p.add_argument("--images", nargs="*", type=Path, default=None, help="images for the parity check")
     p.add_argument("--json", action="store_true", help="print a machine-readable result (docs/cli-json.md)")
@@ -30,7 +37,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument("--runs", type=positive_int, default=10)
     p.add_argument("--warmup", type=non_negative_int, default=2)
     p.add_argument(
-        "--images", nargs="+", type=Path, default=None, help="photos to time on (default: one synthetic image)"
+        "--images",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="photos to time on (default: synthetic images of odd portrait and landscape sizes)",
     )
     p.add_argument("--json", action="store_true", help="print a machine-readable result (docs/cli-json.md)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -41,11 +52,18 @@ def _export(args: argparse.Namespace) -> int:
     from detforge.api import export_model
 
     checks.model_file(args.model)  # before anything imports torch
-    checks.output_file(args.out, "--out")
+    if args.out is not None and not args.out.is_dir():  # a folder gets MODEL_STEM.onnx / .ts
+        checks.output_file(args.out, "--out")
     for image in args.images or ():
         checks.existing_path(image, "image for the parity check")
     report = export_model(
-        args.model, format=args.format, out=args.out, opset=args.opset, images=args.images, progress=args.progress
+        args.model,
+        format=args.format,
+        out=args.out,
+        opset=args.opset,
+        images=args.images,
+        overwrite=args.overwrite,
+        progress=args.progress,
     )
     if args.json:
         from detforge.cli._json import export_json, print_json

@@ -25,6 +25,11 @@ class Dataset:
     or None when none was chosen (see `detforge.data.transcriptions`). `text_fields` are the
     attribute names the source format itself marks as free text (a CVAT text attribute, a Label
     Studio per-region TextArea, LabelMe's description): the candidates for auto-detection.
+
+    A Dataset is a record: the verbs that work on one are the API's (`detforge.check(ds)`,
+    `detforge.stats(ds)`, `detforge.show(ds, out=...)`, `detforge.split(ds, out=...)`,
+    `detforge.convert(ds, out, to=...)`), which take a Dataset wherever they take a path. So the
+    stage modules that work on a Dataset import it, and it imports none of them.
     """
 
     images: tuple[ImageRecord, ...]
@@ -80,37 +85,3 @@ class Dataset:
     def with_subset(self, name: str | None) -> Dataset:
         """The same dataset with every image's subset set to `name`."""
         return replace(self, images=tuple(replace(im, subset=name) for im in self.images))
-
-    # Convenience verbs, so that `load_dataset(path).check()` reads naturally. Each imports its
-    # module on use: reading a dataset never pays for plotting or hashing.
-
-    def check(self, *, strict: bool = False, leakage: bool = True):  # type: ignore[no-untyped-def]
-        """`detforge.data.check.check_dataset(self, ...)`: a CheckReport listing every problem."""
-        from detforge.data.check import check_dataset
-
-        return check_dataset(self, strict=strict, leakage=leakage)
-
-    def stats(self):  # type: ignore[no-untyped-def]
-        """`detforge.data.stats.dataset_stats(self)`."""
-        from detforge.data.stats import dataset_stats
-
-        return dataset_stats(self)
-
-    def show(self, out: str | Path, *, n: int = 16, seed: int = 0, subset: str | None = None) -> Path:
-        """Write a gallery of `n` random images with their labels drawn; returns the HTML path."""
-        from detforge.data.show import show_dataset
-
-        return show_dataset(self, Path(out), n=n, seed=seed, subset=subset)
-
-    def split(self, ratios=(0.8, 0.1, 0.1), *, seed: int = 0, group: str | None = None) -> Dataset:  # type: ignore[no-untyped-def]
-        """The same dataset with each image's subset assigned (see `detforge.data.split.split_dataset`)."""
-        from detforge.data.split import split_dataset
-
-        names = ("train", "val", "test")[: len(ratios)]
-        return split_dataset(self, tuple(ratios), names=names, seed=seed, group=group)  # type: ignore[no-any-return]
-
-    def write(self, out: str | Path, format: str, *, copy_images: bool = True) -> Path:
-        """Write this dataset to the folder `out` as coco, yolo, voc or cvat."""
-        from detforge.data.formats import write_dataset
-
-        return write_dataset(self, out, format, copy_images=copy_images)

@@ -333,14 +333,10 @@ def default_num_workers(gpu: bool = False) -> int:
     """Loader worker processes for this machine: 0 (load in the training process) on 1-2 CPUs, else
     ``min(4, cpus - 1)``; when a GPU trains (`gpu`), ``min(8, cpus - 1)``.
 
-    On an H100 (16 cores), MobileNetV2-FPN at batch 8 took 56 ms a step and 4 workers left the GPU
-    waiting for data 24% of the time; a GPU needs more decoding hands than a CPU run.
-
-    Measured on the 2-core shared CPU (48 JPEGs of 640x480, "standard" preset, max_size 800, batch 4,
-    best of 3 runs as the machine was shared): loading alone took 38 / 62 / 44 ms per batch with 0 / 1 / 2
-    workers, and loading plus a small 2-thread training step 140 / 245 / 237 ms. On two cores a worker
+    A GPU step is short, so a GPU run needs more decoding hands than a CPU run. On two cores a worker
     only competes with the training process (and with torch's own threads) for the same cores, and each
-    batch pays for the trip between processes, so in-process loading is faster there.
+    batch pays for the trip between processes, so in-process loading is faster there (the measurements
+    are in benchmarks/README.md).
     """
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if cpus <= 2:

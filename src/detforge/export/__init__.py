@@ -5,6 +5,7 @@
 """
 
 from detforge.export.benchmark import BenchmarkBackend, BenchmarkRow, benchmark_model, benchmark_table
+from detforge.export.exported_graph import ExportedGraph
 from detforge.export.exporter import ExportFormat, ExportReport, export_model
 from detforge.export.metadata import METADATA_KEYS, ExportError, ExportMetadata
 from detforge.export.onnx import ONNX_FAMILIES, check_onnx_exportable, export_onnx, read_onnx_metadata
@@ -21,7 +22,6 @@ from detforge.export.parity import (
 from detforge.export.runtime import (
     Backend,
     BackendKind,
-    ExportedGraph,
     OnnxDetector,
     OnnxRuntime,
     artifact_metadata,

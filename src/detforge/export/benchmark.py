@@ -6,7 +6,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -16,7 +16,13 @@ from torch import Tensor
 from detforge.export.exporter import export_model
 from detforge.export.metadata import ExportError
 from detforge.export.openvino import OpenVinoDetector
-from detforge.export.parity import ParityTolerance, compare_detections, load_parity_images, synthetic_image
+from detforge.export.parity import (
+    ParityTolerance,
+    compare_detections,
+    load_parity_images,
+    synthetic_image,
+    synthetic_images,
+)
 from detforge.export.runtime import OnnxDetector
 from detforge.export.torchscript import TorchScriptDetector
 from detforge.inference.predictor import SupportsPredict
@@ -33,9 +39,10 @@ BenchmarkBackend = Literal["eager", "onnx", "openvino", "torchscript"]
 @dataclass(frozen=True)
 class BenchmarkRow:
     """One backend's timing of `predict`, one image per call, over `images` images (the first of size
-    `image_size`, height x width), `runs` timed passes after warm-up: latency median/min/max (ms per
-    image), throughput (images/s, from the median), and over all images the detections, the largest box
-    (px) / score difference and the count mismatch against eager PyTorch."""
+    `image_size`, height x width; all of them `image_sizes`; `synthetic`: generated, not photos), `runs`
+    timed passes after warm-up: latency median/min/max (ms per image), throughput (images/s, from the
+    median), and over all images the detections, the largest box (px) / score difference and the count
+    mismatch against eager PyTorch."""
 
     backend: BenchmarkBackend
     image_size: tuple[int, int]
@@ -49,10 +56,8 @@ class BenchmarkRow:
     max_score_diff: float
     count_mismatch: int
     images: int = 1
-
-
-def _default_size(min_size: int, max_size: int) -> tuple[int, int]:
-    return min_size, min(max_size, max(min_size, round(min_size * 4 / 3)))
+    image_sizes: tuple[tuple[int, int], ...] = ()
+    synthetic: bool = False
 
 
 def benchmark_model(
@@ -84,11 +89,13 @@ def benchmark_model(
         if image_size is not None:
             raise ValueError("benchmark_model: give images or image_size, not both")
         pictures = load_parity_images(list(images))
-    else:
-        height, width = image_size if image_size is not None else _default_size(spec.min_size, spec.max_size)
+    elif image_size is not None:
+        height, width = image_size
         if height < 1 or width < 1:
             raise ValueError(f"image_size: expected positive (height, width), got {image_size}")
         pictures = [synthetic_image(height, width)]
+    else:
+        pictures = synthetic_images(spec.min_size, spec.max_size)
     threads = threads if threads is not None else torch.get_num_threads()
     saved_threads = torch.get_num_threads()
     rows = []
@@ -100,7 +107,8 @@ def benchmark_model(
                 model = _backend(backend, detector, source, Path(tmp), threads, pictures)
                 passes = (warmup + runs) * len(pictures)
                 with counting(f"benchmark {backend}", counts="pass", unit="pass", total=passes):
-                    rows.append(_time(backend, model, pictures, reference, runs, warmup))
+                    row = _time(backend, model, pictures, reference, runs, warmup)
+                    rows.append(replace(row, synthetic=not images))
     finally:
         torch.set_num_threads(saved_threads)
     return rows
@@ -160,16 +168,23 @@ def _time(
         max_score_diff=diff.max_score_diff,
         count_mismatch=diff.count_mismatch,
         images=len(pictures),
+        image_sizes=tuple((int(p.shape[1]), int(p.shape[2])) for p in pictures),
     )
 
 
+def _images_cell(row: BenchmarkRow) -> str:
+    if row.images == 1:
+        return f"{row.image_size[0]}x{row.image_size[1]}"
+    return f"{row.images} {'synthetic' if row.synthetic else 'photos'}"
+
+
 def benchmark_table(rows: Sequence[BenchmarkRow]) -> str:
-    """The rows as an aligned text table for the terminal."""
+    """The rows as an aligned text table for the terminal, then a line naming the image sizes timed."""
     header = ("backend", "image", "median ms", "min ms", "max ms", "img/s", "dets", "box diff px", "score diff")
     lines = [header] + [
         (
             r.backend,
-            f"{r.image_size[0]}x{r.image_size[1]}" if r.images == 1 else f"{r.images} photos",
+            _images_cell(r),
             f"{r.median_ms:.1f}",
             f"{r.min_ms:.1f}",
             f"{r.max_ms:.1f}",
@@ -181,7 +196,18 @@ def benchmark_table(rows: Sequence[BenchmarkRow]) -> str:
         for r in rows
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join(
+    table = [
         "  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
         for line in lines
-    )
+    ]
+    if rows and rows[0].image_sizes:
+        first = rows[0]
+        kind = "synthetic images" if first.synthetic else "photos"
+        sizes = ", ".join(f"{h}x{w}" for h, w in first.image_sizes)
+        note = (
+            " (odd sizes, portrait and landscape; give --images for photos)"
+            if first.synthetic and first.images > 1
+            else ""
+        )
+        table.append(f"{kind}, height x width: {sizes}{note}")
+    return "\n".join(table)

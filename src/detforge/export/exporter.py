@@ -20,14 +20,15 @@ from detforge.export.runtime import OnnxDetector, artifact_metadata
 from detforge.export.torchscript import TorchScriptDetector, export_torchscript
 from detforge.inference.predictor import SupportsPredict
 from detforge.models.artifact import load_model
+from detforge.models.file_kind import export_target, export_target_problem
 from detforge.models.zoo import MODELS
+from detforge.outdir import OutputFolderError
 
 __all__ = ["ExportFormat", "ExportReport", "export_model"]
 
 log = logging.getLogger(__name__)
 
 ExportFormat = Literal["onnx", "torchscript"]
-_SUFFIX: dict[str, str] = {"onnx": ".onnx", "torchscript": ".ts"}
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,6 @@ class ExportReport:
     seconds: float
 
 
-def _target(model_path: Path, out: Path, fmt: str) -> Path:
-    if out.is_dir():
-        return out / (model_path.stem + _SUFFIX[fmt])
-    return out
-
-
 def export_model(
     model_path: str | Path,
     *,
@@ -57,6 +52,7 @@ def export_model(
     opset: int = 17,
     parity_images: Sequence[str | Path | Tensor] | None = None,
     tolerance: ParityTolerance = ParityTolerance(),
+    overwrite: bool = False,
 ) -> ExportReport:
     """Export the detforge model artifact at `model_path` to `out` (a file, or a folder that gets
     `<model stem>.onnx` / `.ts`) and check it against PyTorch.
@@ -67,7 +63,9 @@ def export_model(
     SSDlite; TorchScript too. Parity runs both models on `parity_images` (files or [3, H, W] tensors;
     default four synthetic images of odd portrait and landscape sizes that the model resizes down, up and by
     its max_size, see `parity.parity_image_sizes`) and must agree within `tolerance`.
-    The file appears at `out` only once the check passed (an older file there is replaced then).
+    The file appears at `out` only once the check passed. An existing file there is replaced then (atomically)
+    when it is an earlier detforge export, or any file with `overwrite`; otherwise OutputFolderError before
+    anything is done (as for a folder, or the model file itself: see `file_kind.export_target_problem`).
     Raises ExportError (unsupported model, format or opset, exporter failure, parity numbers beyond
     tolerance) and CheckpointError (unreadable artifact).
     """
@@ -75,11 +73,14 @@ def export_model(
         raise ExportError(f"format: expected one of {get_args(ExportFormat)}, got {format!r}")
     start = time.perf_counter()
     source = Path(model_path)
+    target = export_target(source, out, format)
+    problem = export_target_problem(target, source=source, overwrite=overwrite)
+    if problem is not None:
+        raise OutputFolderError(problem)
     detector, spec = load_model(source, device="cpu")
     info = MODELS[spec.model_name]
     if format == "onnx":
         check_onnx_exportable(spec.model_name, info.family, opset)
-    target = _target(source, Path(out), format)
     target.parent.mkdir(parents=True, exist_ok=True)
     pending = target.with_name(f".{target.name}.checking{target.suffix}")
     metadata = artifact_metadata(detector, spec, format)

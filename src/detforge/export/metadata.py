@@ -15,6 +15,7 @@ from typing import Any
 
 from detforge.errors import ConfigError, DetforgeError
 from detforge.reading.settings import ReadSettings
+from detforge.thresholds import DEFAULT_SCORE_THRESHOLD
 
 __all__ = ["FORMATS", "METADATA_KEYS", "OPTIONAL_METADATA_KEYS", "ExportError", "ExportMetadata"]
 
@@ -31,7 +32,9 @@ class ExportMetadata:
 
     model_name: zoo name; class_names[i] <-> category_ids[i] <-> label i (labels 0..K-1, no background);
     min_size / max_size: the resize bounds (px) baked into the graph; score_threshold: the deployment
-    threshold in [0, 1] (applied by the Predictor, not the graph); detection_score_thresh / nms_thresh /
+    threshold in [0, 1] (applied by the Predictor, not the graph), and score_threshold_calibrated whether it
+    was calibrated on validation data (`ModelSpec.score_threshold_calibrated`; in files exported before it
+    was recorded: whether it differs from `DEFAULT_SCORE_THRESHOLD`); detection_score_thresh / nms_thresh /
     detections_per_img: the post-processing baked into the graph; has_masks: the graph also returns
     mask probabilities; detforge_version: the detforge that exported it; format: "onnx", "torchscript" or
     "artifact" (a detforge model file read by `load_backend`); read: how the model's boxes are read
@@ -51,6 +54,7 @@ class ExportMetadata:
     detforge_version: str
     format: str
     read: ReadSettings | None = None
+    score_threshold_calibrated: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.read, Mapping):
@@ -82,6 +86,10 @@ class ExportMetadata:
         if not _is_int(self.detections_per_img) or self.detections_per_img < 1:
             raise ValueError(
                 f"ExportMetadata.detections_per_img: expected an integer >= 1, got {self.detections_per_img!r}"
+            )
+        if not isinstance(self.score_threshold_calibrated, bool):
+            raise ValueError(
+                f"ExportMetadata.score_threshold_calibrated: expected a bool, got {self.score_threshold_calibrated!r}"
             )
         if not isinstance(self.has_masks, bool):
             raise ValueError(f"ExportMetadata.has_masks: expected a bool, got {self.has_masks!r}")
@@ -120,6 +128,8 @@ class ExportMetadata:
                 values[key.removeprefix("detforge.")] = json.loads(props[key])
             except json.JSONDecodeError as exc:
                 raise ExportError(f"{where}: metadata {key}={props[key]!r} is not JSON ({exc})") from None
+        if "score_threshold_calibrated" not in values:  # exported before it was recorded
+            values["score_threshold_calibrated"] = values["score_threshold"] != DEFAULT_SCORE_THRESHOLD
         try:
             return cls(**values)
         except (TypeError, ValueError) as exc:
@@ -141,7 +151,7 @@ class ExportMetadata:
         return cls.from_props(data, where=where)
 
 
-OPTIONAL_METADATA_KEYS: tuple[str, ...] = ("detforge.read",)
+OPTIONAL_METADATA_KEYS: tuple[str, ...] = ("detforge.read", "detforge.score_threshold_calibrated")
 """Keys added after the first exports: read when present."""
 METADATA_KEYS: tuple[str, ...] = tuple(
     f"detforge.{f.name}" for f in fields(ExportMetadata) if f"detforge.{f.name}" not in OPTIONAL_METADATA_KEYS

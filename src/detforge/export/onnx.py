@@ -1,9 +1,9 @@
 """ONNX export of a Detector with torch's TorchScript-based exporter (`torch.onnx.export(..., dynamo=False)`).
 
 Every zoo family exports and runs in ONNX Runtime: Faster R-CNN (all backbones), Mask R-CNN, RetinaNet,
-FCOS and SSDlite (measured with torch 2.14.1, torchvision 0.29.1, onnx 1.23, onnxruntime 1.32). The
-dynamo exporter (`dynamo=True`) is not used: `torch.export` fails on these models' data-dependent
-shapes (proposal counts, NMS) after ~75 s. The graph contract is in `detforge.export.torchscript`.
+FCOS and SSDlite (tests/export/test_families.py). The dynamo exporter (`dynamo=True`) is not used:
+`torch.export` fails on these models' data-dependent shapes (proposal counts, NMS). The graph contract is
+in `detforge.export.torchscript`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ ONNX_FAMILIES: dict[str, str] = {
     "retinanet": "RetinaNet",
     "fcos": "FCOS",
     "ssd": "SSDlite",
+    "gfl": "detforge one-stage (GFL)",
 }
 """Model families (`ModelInfo.family`) that export to ONNX and pass the parity check."""
 

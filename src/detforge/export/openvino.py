@@ -1,16 +1,14 @@
 """The OpenVINO backend: a detforge ONNX export run by OpenVINO on the CPU (the `openvino` extra).
 
-On the project's 2-core Xeon it ran the exported graphs 6-15% faster than ONNX Runtime with the same
-detections (box differences below 0.01 px) in its benchmarks (random-weight R50-/MobileNet-FPN on a photo,
-the trained demo model on real photos); on random-noise images the two were level. It computes in
-float32: OpenVINO's own default on CPUs with AVX-512 BF16 is bfloat16, which was 1.7x slower there (no
-AMX) and moved scores by up to 0.07.
+It gives the same detections as ONNX Runtime and is usually the faster of the two on a CPU. It computes in
+float32: OpenVINO's own default on CPUs with AVX-512 BF16 is bfloat16, which without AMX is slower and moves
+scores.
 
 The graph takes any image size. With `static_shapes=N`, an image size seen a second time also gets a
 compilation fixed to that size (for at most N sizes: e.g. a camera's landscape and portrait frames), which
-ran 3-8% faster than the any-size one on the benchmark models. It is off by default: the second call with a
-size pays its compile (0.5-0.8 s), and each fixed-size compilation kept 260-650 MB more memory (MobileNetV2-
-FPN at 512 px to R50-FPN at 800 px: its own weights and activation buffers).
+runs a few percent faster than the any-size one. It is off by default: the second call with a size pays its
+compile (under a second), and each fixed-size compilation holds its own weights and activation buffers
+(hundreds of MB). The measurements are in benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -23,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from detforge.export.exported_graph import ExportedGraph
 from detforge.export.metadata import ExportError, ExportMetadata
 from detforge.export.onnx import read_onnx_metadata
-from detforge.export.runtime import ExportedGraph
 
 __all__ = ["STATIC_SHAPES", "OpenVinoDetector", "openvino_available"]
 

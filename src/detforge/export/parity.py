@@ -40,8 +40,8 @@ __all__ = [
 class ParityTolerance:
     """Largest acceptable differences: box_px (any box coordinate, pixels), score, count (detections per
     image, summed over images), masks (fraction of a mask's pixels that differ). Labels must agree.
-    Measured with random weights: Faster R-CNN MobileNet < 3e-4 px, RetinaNet < 5e-3 px, SSDlite < 2e-3 px;
-    scores < 5e-5."""
+    The defaults leave a margin of about ten times the differences the exports show with random weights
+    (benchmarks/README.md)."""
 
     box_px: float = 0.05
     score: float = 1e-3

@@ -11,27 +11,24 @@ import contextlib
 import logging
 import os
 import zipfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from detforge._version import __version__
+from detforge.export.exported_graph import ExportedGraph
 from detforge.export.metadata import ExportError, ExportMetadata
-from detforge.export.torchscript import TorchScriptDetector, _check_image, graph_detections
+from detforge.export.torchscript import TorchScriptDetector
 from detforge.inference.predictor import Predictor, SupportsPredict
 from detforge.models.artifact import ModelSpec, load_model
 from detforge.models.detector import Detector
-from detforge.structures.detections import Detections
 
 __all__ = [
     "Backend",
     "BackendKind",
-    "ExportedGraph",
     "OnnxDetector",
     "OnnxRuntime",
     "artifact_metadata",
@@ -52,35 +49,6 @@ def _onnxruntime() -> Any:
     except ImportError as exc:
         raise ExportError(f"ONNX models need the onnxruntime package ({exc}); pip install 'detforge[deploy]'") from None
     return onnxruntime
-
-
-class ExportedGraph:
-    """What the ONNX-file backends share: the file's metadata as attributes and per-image `predict` over
-    `run_graph` (float32 [3, H, W] array in, raw graph outputs out)."""
-
-    path: Path
-
-    def _use_metadata(self, metadata: ExportMetadata) -> None:
-        self.metadata = metadata
-        self.num_classes: int = metadata.num_classes
-        self.class_names: tuple[str, ...] = metadata.class_names
-        self.score_threshold: float = metadata.score_threshold
-        self.min_size: int = metadata.min_size  # the resize bounds baked into the graph (px)
-        self.max_size: int = metadata.max_size
-
-    def run_graph(self, image: np.ndarray) -> list[np.ndarray]:
-        """Raw graph outputs (boxes, labels, scores[, masks]) of one float32 [3, H, W] array."""
-        raise NotImplementedError
-
-    def predict(self, images: Sequence[Tensor]) -> list[Detections]:
-        """Detections per float32 [3, H, W] image in [0, 1]: XYXY pixels of that image, labels 0..K-1, scores
-        sorted descending, bool masks for mask models; CPU tensors."""
-        out = []
-        for i, image in enumerate(images):
-            _check_image(image, i)
-            array = np.ascontiguousarray(image.detach().to("cpu", torch.float32).numpy())
-            out.append(graph_detections(self.run_graph(array), (int(image.shape[1]), int(image.shape[2]))))
-        return out
 
 
 class OnnxDetector(ExportedGraph):
@@ -134,6 +102,7 @@ def artifact_metadata(detector: Detector, spec: ModelSpec, format: str) -> Expor
         min_size=spec.min_size,
         max_size=spec.max_size,
         score_threshold=float(spec.score_threshold),
+        score_threshold_calibrated=spec.score_threshold_calibrated,
         detection_score_thresh=params.score_thresh,
         nms_thresh=params.nms_thresh,
         detections_per_img=params.detections_per_img,

@@ -22,6 +22,7 @@ from detforge.export.exact_resize import exact_resize
 from detforge.export.metadata import ExportError, ExportMetadata
 from detforge.fileio import atomic_write_bytes
 from detforge.models.detector import Detector
+from detforge.models.torchvision_detector import BoxGraph, MaskGraph
 from detforge.structures.detections import Detections
 
 __all__ = [
@@ -40,38 +41,9 @@ METADATA_FILE = "detforge.json"
 _MASK_THRESHOLD = 0.5
 
 
-class BoxGraph(nn.Module):
-    """A torchvision box detector as the export graph: image [3, H, W] -> (boxes, labels 0..K-1, scores)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, image: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        # scripted torchvision detectors return (losses, detections), eager ones the detections
-        out = self.model([image])[1][0] if torch.jit.is_scripting() else self.model([image])[0]
-        keep = torch.nonzero(out["labels"] > 0).flatten()  # label 0 is torchvision's background slot
-        return out["boxes"][keep], out["labels"][keep] - 1, out["scores"][keep]
-
-
-class MaskGraph(nn.Module):
-    """A torchvision mask detector as the export graph: (boxes, labels 0..K-1, scores, masks [N, 1, H, W])."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, image: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        # scripted torchvision detectors return (losses, detections), eager ones the detections
-        out = self.model([image])[1][0] if torch.jit.is_scripting() else self.model([image])[0]
-        keep = torch.nonzero(out["labels"] > 0).flatten()
-        return out["boxes"][keep], out["labels"][keep] - 1, out["scores"][keep], out["masks"][keep]
-
-
 def detection_graph(detector: Detector) -> nn.Module:
     """The export graph of `detector` (eval mode, on the CPU); see the module docstring for its contract."""
-    model = detector.model.cpu().eval()
-    return (MaskGraph(model) if detector.has_masks else BoxGraph(model)).eval()
+    return detector.export_graph()
 
 
 def graph_detections(outputs: Sequence[object], image_size: tuple[int, int]) -> Detections:
@@ -98,7 +70,7 @@ def export_torchscript(detector: Detector, metadata: ExportMetadata, out: Path) 
     try:
         with warnings.catch_warnings(), exact_resize(detector.model):  # float64 resized size, as eager
             warnings.simplefilter("ignore")  # torch.jit.script is deprecated (still works) and warns per module
-            scripted = torch.jit.script(detection_graph(detector))
+            scripted = detector.script_graph()
     except Exception as exc:  # TorchScript compiler errors have no common type
         raise ExportError(f"{metadata.model_name}: TorchScript cannot compile this model: {exc}") from exc
     buffer = io.BytesIO()
@@ -131,6 +103,8 @@ class TorchScriptDetector:
         self.num_classes: int = self.metadata.num_classes
         self.class_names: tuple[str, ...] = self.metadata.class_names
         self.score_threshold: float = self.metadata.score_threshold
+        self.min_size: int = self.metadata.min_size  # the resize bounds baked into the graph (px)
+        self.max_size: int = self.metadata.max_size
         self.device = torch.device(device)
         self.module.eval()
 

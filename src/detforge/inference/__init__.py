@@ -1,6 +1,6 @@
 """Prediction on images: the Predictor, image sources, tiling, flip TTA and output writers."""
 
-from detforge.inference.predictor import DEFAULT_SCORE_THRESHOLD, PredictionResult, Predictor, SupportsPredict
+from detforge.inference.predictor import PredictionResult, Predictor, SupportsPredict
 from detforge.inference.sources import ImageSource, decode, iter_sources, load_image_bytes, load_image_file
 from detforge.inference.tiling import TileConfig, predict_tiled, tile_windows
 from detforge.inference.tta import flip_detections, merge_detections, predict_flip_tta
@@ -14,6 +14,7 @@ from detforge.inference.writers import (
     write_predictions,
     write_yolo,
 )
+from detforge.thresholds import DEFAULT_SCORE_THRESHOLD
 
 __all__ = [
     "DEFAULT_SCORE_THRESHOLD",

@@ -29,13 +29,11 @@ from detforge.inference.tta import predict_flip_tta
 from detforge.models.detector import Detector
 from detforge.reading import Reader, ReadSettings
 from detforge.structures.detections import Detections
+from detforge.thresholds import DEFAULT_SCORE_THRESHOLD
 
-__all__ = ["DEFAULT_SCORE_THRESHOLD", "OnError", "PredictionResult", "Predictor", "SupportsPredict"]
+__all__ = ["OnError", "PredictionResult", "Predictor", "SupportsPredict"]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_SCORE_THRESHOLD = 0.5
-"""Score threshold of a detector that comes without a calibrated one (a bare `Detector` object)."""
 
 OnError = Literal["report", "raise", "skip"]
 ThresholdSource = Literal["explicit", "calibrated", "default"]
@@ -145,9 +143,10 @@ class Predictor:
     """Runs a detector on images and returns score-thresholded Detections in each image's displayed frame.
 
     `model`: a detforge model artifact path (loaded with `load_model`; its spec gives class names,
-    category ids and the calibrated score threshold) or a model object with `predict` and
+    category ids and the score threshold) or a model object with `predict` and
     `num_classes` (a `Detector`; moved to `device` and put in eval mode). `class_names` override the
-    spec's (one per class). `score_threshold`: None uses the calibrated one (or 0.5 without a spec),
+    spec's (one per class). `score_threshold`: None uses the spec's (calibrated or, until then,
+    `DEFAULT_SCORE_THRESHOLD`; `threshold_source` says which) or without a spec the default,
     a number in [0, 1] overrides it, 0 keeps every detection the model returns; when it is below a
     `Detector`'s own post-processing `score_thresh`, that is lowered to it. `device`: "auto" (CUDA
     when available), "cpu", "cuda[:N]". `batch_size`: images per forward pass. `tile`: predict large
@@ -246,10 +245,10 @@ class Predictor:
     def _threshold(explicit: float | None, spec: Any) -> tuple[float, ThresholdSource]:
         if explicit is not None:
             return float(explicit), "explicit"
-        calibrated = getattr(spec, "score_threshold", None)
-        if calibrated is not None:
-            return float(calibrated), "calibrated"
-        return DEFAULT_SCORE_THRESHOLD, "default"
+        stored = getattr(spec, "score_threshold", None)
+        if stored is None:
+            return DEFAULT_SCORE_THRESHOLD, "default"
+        return float(stored), "calibrated" if getattr(spec, "score_threshold_calibrated", False) else "default"
 
     def _lower_model_threshold(self) -> None:
         """Let the model return boxes down to this predictor's threshold; a Detector passed in by the caller

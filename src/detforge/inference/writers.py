@@ -12,7 +12,6 @@ import io
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Literal, get_args
 
 from PIL import Image
 
@@ -21,7 +20,9 @@ from detforge.inference.predictor import PredictionResult
 from detforge.inference.sources import load_image_file
 from detforge.inference.writers_cvat import write_cvat
 from detforge.inference.writers_labelstudio import write_labelstudio
+from detforge.structures.boxes import coco_bbox, yolo_cxcywh
 from detforge.structures.detections import Detections
+from detforge.structures.prediction_formats import PREDICTION_FORMATS, PredictionFormat
 from detforge.visualization.draw import draw_boxes
 
 __all__ = [
@@ -37,8 +38,6 @@ __all__ = [
     "write_predictions",
     "write_yolo",
 ]
-
-PredictionFormat = Literal["coco", "yolo", "csv", "cvat", "labelstudio"]
 
 CSV_COLUMNS = ("file", "class", "score", "x_min", "y_min", "x_max", "y_max", "width", "height", "text", "text_score")
 """CSV header: source name, class name, score, XYXY box in pixels, the image's width and height, then the value
@@ -106,11 +105,11 @@ def write_coco_results(
             image_id = int(image_ids[result.source])
         else:
             image_id = index
-        for index, label, score, (x0, y0, x1, y1) in result.clipped_indexed():
+        for index, label, score, box in result.clipped_indexed():
             if category_ids is not None and not 0 <= label < len(category_ids):
                 raise ValueError(f"write_coco_results: {result.source}: label {label} has no category id")
             category_id = int(category_ids[label]) if category_ids is not None else label + 1
-            bbox = [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)]
+            bbox = coco_bbox(box, 2)
             row = {"image_id": image_id, "category_id": category_id, "bbox": bbox, "score": round(score, 5)}
             read = result.text(index)
             if read is not None:
@@ -129,9 +128,9 @@ def write_yolo(results: Sequence[PredictionResult], out_dir: str | Path) -> Path
         assert result.image_size is not None
         height, width = result.image_size
         lines = []
-        for label, score, (x0, y0, x1, y1) in result.clipped():
-            cx, cy = (x0 + x1) / 2 / width, (y0 + y1) / 2 / height
-            lines.append(f"{label} {cx:.6f} {cy:.6f} {(x1 - x0) / width:.6f} {(y1 - y0) / height:.6f} {score:.6f}\n")
+        for label, score, box in result.clipped():
+            cx, cy, w, h = yolo_cxcywh(box, width, height)
+            lines.append(f"{label} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f} {score:.6f}\n")
         atomic_write_text(out_dir / rel, "".join(lines))
     out_dir.mkdir(parents=True, exist_ok=True)
     return out_dir
@@ -225,4 +224,4 @@ def write_predictions(
         return write_cvat(results, out, class_names)
     if fmt == "labelstudio":
         return write_labelstudio(results, out, class_names)
-    raise ValueError(f"write_predictions: format {fmt!r} is not one of {get_args(PredictionFormat)}")
+    raise ValueError(f"write_predictions: format {fmt!r} is not one of {PREDICTION_FORMATS}")

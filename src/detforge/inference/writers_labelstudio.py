@@ -15,6 +15,7 @@ from typing import Any
 
 from detforge.fileio import atomic_write_json
 from detforge.inference.predictor import PredictionResult
+from detforge.structures.boxes import percent_xywh
 
 __all__ = ["labelstudio_tasks", "write_labelstudio"]
 
@@ -25,14 +26,15 @@ def _regions(
     assert result.detections is not None and result.image_size is not None
     height, width = result.image_size
     regions: list[dict[str, Any]] = []
-    for index, label, score, (x0, y0, x1, y1) in result.clipped_indexed():
+    for index, label, score, box in result.clipped_indexed():
         if not 0 <= label < len(names):
             raise ValueError(f"write_labelstudio: {result.source}: label {label} has no class name (have {len(names)})")
+        x, y, w, h = percent_xywh(box, width, height)
         value = {
-            "x": 100.0 * x0 / width,
-            "y": 100.0 * y0 / height,
-            "width": 100.0 * (x1 - x0) / width,
-            "height": 100.0 * (y1 - y0) / height,
+            "x": x,
+            "y": y,
+            "width": w,
+            "height": h,
             "rotation": 0,
             "rectanglelabels": [names[label]],
         }

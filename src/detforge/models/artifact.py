@@ -24,9 +24,11 @@ from detforge._version import __version__
 from detforge.errors import CheckpointError, ConfigError
 from detforge.models.artifact_io import FORMAT_VERSION, read_artifact, write_artifact
 from detforge.models.detector import DetectionParams, Detector
-from detforge.models.torchvision_graphs import BackboneSetup, build_module
+from detforge.models.families import make_detector
+from detforge.models.torchvision_graphs import BackboneSetup
 from detforge.models.zoo import MODELS
 from detforge.reading.settings import ReadSettings
+from detforge.thresholds import DEFAULT_SCORE_THRESHOLD
 
 __all__ = ["FORMAT_VERSION", "ModelSpec", "load_model", "save_model"]
 
@@ -36,9 +38,13 @@ _LISTED = 8
 @dataclass(frozen=True)
 class ModelSpec:
     """What a trained model is: zoo name, classes (index i <-> class_names[i] <-> dataset category_ids[i]),
-    input size bounds (px), the deployment score threshold (0.5 until calibrated), the detforge version
+    input size bounds (px), the deployment score threshold and whether it was calibrated on validation
+    data (`score_threshold_calibrated`; until then it is `DEFAULT_SCORE_THRESHOLD`), the detforge version
     that wrote it, free metadata (str -> str | float; ints are stored as floats), and how the model's boxes
-    are read (`read`: ReadSettings, None for a model that does not read text)."""
+    are read (`read`: ReadSettings, None for a model that does not read text).
+
+    A file written before the calibration was recorded reads as calibrated when its threshold differs
+    from `DEFAULT_SCORE_THRESHOLD`: training stored that default, and only a calibration changed it."""
 
     model_name: str
     num_classes: int
@@ -46,7 +52,8 @@ class ModelSpec:
     category_ids: tuple[int, ...]
     min_size: int
     max_size: int
-    score_threshold: float = 0.5
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD
+    score_threshold_calibrated: bool = False
     detforge_version: str = __version__
     extra: dict[str, str | float] = field(default_factory=dict)
     read: ReadSettings | None = None
@@ -76,6 +83,10 @@ class ModelSpec:
             )
         if not isinstance(self.score_threshold, (int, float)) or not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"ModelSpec.score_threshold: expected a number in [0, 1], got {self.score_threshold!r}")
+        if not isinstance(self.score_threshold_calibrated, bool):
+            raise ValueError(
+                f"ModelSpec.score_threshold_calibrated: expected true or false, got {self.score_threshold_calibrated!r}"
+            )
         if not isinstance(self.detforge_version, str):
             raise ValueError(f"ModelSpec.detforge_version: expected a string, got {self.detforge_version!r}")
 
@@ -94,12 +105,16 @@ class ModelSpec:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"ModelSpec: unknown fields {unknown}; expected {sorted(names)}")
-        optional = ("score_threshold", "detforge_version", "extra", "read")
+        optional = ("score_threshold", "score_threshold_calibrated", "detforge_version", "extra", "read")
         required = {f.name for f in fields(cls) if f.name not in optional}
         missing = sorted(required - set(data))
         if missing:
             raise ValueError(f"ModelSpec: missing fields {missing}")
-        return cls(**dict(data))
+        values = dict(data)
+        if "score_threshold_calibrated" not in values:  # written before it was recorded (see the class docstring)
+            threshold = values.get("score_threshold", DEFAULT_SCORE_THRESHOLD)
+            values["score_threshold_calibrated"] = threshold != DEFAULT_SCORE_THRESHOLD
+        return cls(**values)
 
 
 def _is_int(value: object) -> bool:
@@ -188,14 +203,13 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[De
     if info is None:
         raise CheckpointError(f"{where}: unknown model {spec.model_name!r}; this detforge has {', '.join(MODELS)}")
     try:
-        module = build_module(
-            info, num_classes=spec.num_classes + 1, setup=setup, min_size=spec.min_size, max_size=spec.max_size
+        detector = make_detector(
+            info, num_classes=spec.num_classes, setup=setup, min_size=spec.min_size, max_size=spec.max_size
         )
     except ConfigError as exc:
         raise CheckpointError(f"{where}: {exc}") from None
     state = contents.state_dict
-    _check_state(state, module.state_dict(), where)
-    module.load_state_dict(dict(state), strict=True)
-    detector = Detector(module, name=info.name, num_classes=spec.num_classes, has_masks=info.has_masks, setup=setup)
+    _check_state(state, detector.model.state_dict(), where)
+    detector.model.load_state_dict(dict(state), strict=True)
     detector.detection_params = params
     return detector.to(device).eval(), spec

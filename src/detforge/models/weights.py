@@ -230,6 +230,8 @@ def class_head_prefixes(info: ModelInfo) -> tuple[str, ...]:
         return ("roi_heads.box_predictor.", "roi_heads.mask_predictor.mask_fcn_logits.")
     if info.family == "ssd":
         return ("head.classification_head.",)
+    if info.family == "gfl":
+        return ("head.classify.",)
     return ("head.classification_head.cls_logits.",)  # retinanet, fcos
 
 

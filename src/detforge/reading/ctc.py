@@ -5,8 +5,8 @@ the CTC blank and class i > 0 is the character `table[i]` (`table[0]` is unused)
 P(text | crop) is the sum over every frame alignment that collapses to it (repeats merged, blanks removed).
 
 - no pattern, no lexicon: the best path (argmax per frame, collapsed); its confidence is the lowest of its
-  characters' peak probabilities (separates right from wrong reads better than P(text) here: AUROC 0.91 vs
-  0.83 on the sample's 464 task numbers, digits allow-list; mean 0.89, product 0.90);
+  characters' peak probabilities (it separates right from wrong reads better than P(text), the mean or
+  the product of the peaks: benchmarks/README.md);
 - lexicon: the entry with the highest CTC probability (forward algorithm over all entries at once);
 - pattern: the candidates of a CTC prefix beam search, rescored exactly, that `re.fullmatch` it; a group
   named `value` picks the part reported (`(?P<value>[0-9]+)[.)]?` with allow-list "0123456789.)" reads the
@@ -17,10 +17,8 @@ P(text | crop) is the sum over every frame alignment that collapses to it (repea
 With a lexicon or a pattern the confidence is the value's margin over the runner-up reading,
 (P(value) - P(runner-up)) / (P(value) + P(runner-up)): 0 for a tie, 1 when nothing else can be read. The
 runner-up is the next value or the likeliest candidate string that does not fit the pattern, so a crop whose
-likeliest reading is no value at all is doubtful too. On the sample's task numbers (automatic pattern,
-padding 0.05; val / test / all 464 boxes) it separates right from wrong reads with AUROC 0.88 / 0.96 / 0.94
-vs 0.87 / 0.93 / 0.88 for P(text), and at precision 0.98 on val it trusts 93% of the val reads (P(text):
-86%); a lexicon of 1..99: AUROC 0.88 / 0.94 vs 0.73 / 0.86 for P(entry).
+likeliest reading is no value at all is doubtful too. It separates right from wrong reads better than the
+value's own probability does (benchmarks/README.md).
 
 An allow-list restricts the scores before decoding: disallowed classes are dropped and every frame is
 renormalised over the blank and the allowed characters, so each frame is read as its likeliest allowed
@@ -56,8 +54,9 @@ _FLOOR = 1e-30  # probabilities are clipped here before the log, so log(0) never
 
 def restrict(probs: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """The [T, len(columns)] matrix of `probs` [T, C] kept to `columns` (which must start with the blank, 0),
-    each frame renormalised to sum to 1. A frame with no mass left becomes all blank. (Giving the dropped mass
-    to the blank instead was measured worse: 0.923 vs 0.963 exact on the sample's train split.)"""
+    each frame renormalised to sum to 1. A frame with no mass left becomes all blank. (Renormalising, rather
+    than giving the dropped mass to the blank, keeps a frame whose likeliest character is disallowed readable
+    as its likeliest allowed one.)"""
     kept = np.asarray(probs, dtype=np.float64)[:, columns]
     total = kept.sum(axis=1, keepdims=True)
     empty = total[:, 0] <= 0

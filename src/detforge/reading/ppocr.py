@@ -31,18 +31,16 @@ MODEL_FILE = "rapidocr/models/PP-OCRv6_rec_small.onnx"
 INSTALL_HINT = "pip install --no-deps rapidocr==3.10.0"
 RUNTIMES = ("auto", "onnxruntime", "openvino")
 AUTO_RUNTIME = "onnxruntime"
-"""What runtime="auto" runs the recogniser on. OpenVINO reads a padded crop ~2-3x faster on this CPU, but with an
-OpenVINO recogniser compiled in a long-lived process that later waited on child processes, the test process died
-of a SIGSEGV sent by the kernel (si_code SI_KERNEL, main thread in waitpid) in 3 of 3 full test runs, and never
-with OpenVINO kept out of the process; until that is understood OpenVINO is opt-in (runtime="openvino")."""
+"""What runtime="auto" runs the recogniser on. OpenVINO reads crops faster on a CPU, but a long-lived process
+holding an OpenVINO recogniser that later waits on child processes has been killed by a SIGSEGV (see
+benchmarks/README.md); until that is understood OpenVINO is opt-in (runtime="openvino")."""
 HEIGHT = 48
 """Input height of PP-OCR recognition models."""
 STRIDE = 8
 """Input pixels per output frame."""
 MIN_WIDTH = 320
 """Narrower inputs are padded on the right to this width, as PP-OCR's own inference does (its recognisers
-were trained on 48 x 320 lines): a short crop such as "12." alone is read worse (sample task numbers, padding
-0.05, automatic pattern: 0.968 exact with it vs 0.953 without; widths 160 / 480: 0.963 / 0.968)."""
+were trained on 48 x 320 lines): a short crop such as "12." alone is read worse (benchmarks/README.md)."""
 
 
 def locate_model() -> Path:

@@ -2,15 +2,14 @@
 
 PyTorch's CPU kernels run on OpenMP, and every OS thread that runs a multi-threaded kernel gets its own
 OpenMP team. Once the teams together hold more threads than the machine has cores, libgomp stops
-spinning between parallel regions and every region pays a sleep/wake-up: on 2 cores a MobileNetV3-320
-forward pass went from 47 ms to 74 ms when the model had first been loaded on the main thread and was
-then run on the service's worker thread. So the service keeps exactly one multi-threaded thread (the
+spinning between parallel regions and every region pays a sleep/wake-up (a model loaded on the main
+thread and run on a worker thread is then markedly slower). So the service keeps exactly one multi-threaded thread (the
 batch worker); every other thread that touches torch (main, decoding, hot reload) is pinned to one.
 
 On a CPU with a torch model, a batch with at least as many images as cores is split into parts of at
 most `part_images` images, run by one single-threaded worker per core at once: small convolutions scale
-poorly over threads, so parallelising over images is faster (2 cores, MobileNetV3-320, 8 images: 33 ms
-per image in parts of 2, 35 ms in parts of 4, 37 ms as one 2-thread batch, 49 ms one image at a time).
+poorly over threads, so parallelising over images is faster. The measurements behind both rules are in
+benchmarks/README.md.
 """
 
 from __future__ import annotations

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from detforge.errors import ConfigError
-from detforge.inference.predictor import Predictor
-from detforge.inference.read import configure_reading
+from detforge.export.open_model import open_predictor
 from detforge.reading import Reader
 from detforge.serving.app import create_app
 from detforge.serving.compute import ComputePlan, pin_thread, reserve_main_thread, usable_cores
@@ -32,16 +29,6 @@ def _version(path: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def _onnx_backend(path: Path, runtime: str) -> Any:
-    # serving sits downstream of export in the data flow; imported lazily so that the service runs
-    # without the export stage installed.
-    try:
-        module = importlib.import_module("detforge.export.runtime")
-    except ImportError:
-        raise ConfigError(f"{path}: serving an ONNX file needs detforge.export.runtime (not available)") from None
-    return module.load_backend(path, runtime=runtime)
-
-
 def load_served_model(
     path: str | Path,
     *,
@@ -55,8 +42,10 @@ def load_served_model(
     reader: Reader | None = None,
     read_threads: int | None = None,
 ) -> LoadedModel:
-    """A LoadedModel of a detforge model artifact (or an .onnx file through detforge.export.runtime, run by
-    `runtime`: "auto", "onnxruntime" or "openvino"; ConfigError for another runtime with an artifact).
+    """A LoadedModel of a model file, opened as `detforge predict` opens it
+    (`detforge.export.open_model.open_predictor`): a model artifact, an `.onnx` file run by `runtime`
+    ("auto", "onnxruntime" or "openvino"; ConfigError for another runtime with any other file) or a
+    TorchScript `.ts` file. CheckpointError when `path` is not a file or not a model file.
 
     The default score threshold is the artifact's calibrated one; the predictor itself keeps detections
     down to its model's post-processing threshold so that requests may ask for a lower one. The version
@@ -70,29 +59,23 @@ def load_served_model(
     are read: a request asking for a lower threshold gets those extra boxes with text null.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"model: {path} is not a file; expected a detforge model artifact or an .onnx file")
-    if path.suffix.lower() == ".onnx":  # ONNX Runtime; class names and threshold from the file's metadata
-        predictor = _onnx_backend(path, runtime).predictor(batch_size=batch_size)
-    elif runtime != "auto":
-        raise ConfigError(f"runtime {runtime!r}: only an .onnx model has a choice of runtime; {path} is not one")
-    else:
-        predictor = Predictor(path, batch_size=batch_size, device=device)
-    calibrated = float(predictor.score_threshold)
-    params = getattr(predictor.model, "detection_params", None)
-    floor = float(getattr(params, "score_thresh", calibrated))
-    predictor.score_threshold = min(calibrated, floor)
-    reading = configure_reading(
-        predictor,
+    predictor = open_predictor(
+        path,
+        batch_size=batch_size,
+        device=device,
+        runtime=runtime,
         read=read,
         read_classes=read_classes,
         read_pattern=read_pattern,
         read_allow=read_allow,
         reader=reader,
-        runtime=runtime,
-        threads=read_threads if read_threads is not None else usable_cores(),
+        read_threads=read_threads if read_threads is not None else usable_cores(),
     )
-    predictor.read_min_box_score = calibrated if reading is not None else None
+    calibrated = float(predictor.score_threshold)
+    params = getattr(predictor.model, "detection_params", None)
+    floor = float(getattr(params, "score_thresh", calibrated))
+    predictor.score_threshold = min(calibrated, floor)
+    predictor.read_min_box_score = calibrated if predictor.reader is not None else None
     min_size, max_size = getattr(predictor.model, "min_size", None), getattr(predictor.model, "max_size", None)
     input_size = (min_size, max_size) if isinstance(min_size, int) and isinstance(max_size, int) else None
     return LoadedModel(

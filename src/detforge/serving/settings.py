@@ -32,7 +32,7 @@ class ServeSettings:
     10^6 bytes); max_pixels: largest image (width * height) decoded. max_batch / max_wait_ms: a batch
     is run when it holds max_batch images or its first image has waited max_wait_ms; the default 0 runs
     what is waiting at once, so batches grow by themselves while the model is busy and a lone request is
-    never held back (on an H100 a 10 ms wait halved requests/s at concurrency 1). queue_size:
+    never held back (a fixed wait costs a lone request that wait on every call). queue_size:
     images waiting for a batch before requests get 503. timeout_s: a detect request that takes longer
     gets 504. cors_origins: browser origins allowed to call the API (none: CORS off). reload_interval_s:
     how often the model file is polled for a replacement (server.py).

@@ -265,7 +265,7 @@ def test_bad_line_is_left_out_with_file_and_line(
     (p,) = ds.problems
     assert (p.severity, p.code, p.image_id) == ("error", code, 1)
     assert p.location is not None and (p.location.file, p.location.line) == (str(label), 3)
-    assert p.message.startswith("line 3:")
+    assert p.message.startswith(f'line 3 "{line}":')  # the line as written
     for word in words:
         assert word in p.message
 

@@ -15,9 +15,18 @@ from detforge.data.dataset import Dataset
 from detforge.data.formats.detect import detect_format
 from detforge.data.transcriptions import apply_text_attribute, count_texts
 from detforge.errors import DatasetError
+from detforge.outdir import output_folder
 from detforge.progress import LARGE_SET, counting
 
-__all__ = ["READ_FORMATS", "TEXT_WRITE_FORMATS", "WRITE_FORMATS", "detect_format", "load_dataset", "write_dataset"]
+__all__ = [
+    "READ_FORMATS",
+    "TEXT_WRITE_FORMATS",
+    "WRITE_FORMATS",
+    "detect_format",
+    "load_dataset",
+    "write_dataset",
+    "write_into",
+]
 
 READ_FORMATS = ("coco", "yolo", "voc", "cvat", "labelme", "labelstudio")
 WRITE_FORMATS = ("coco", "yolo", "voc", "cvat", "labelme", "labelstudio")
@@ -103,14 +112,33 @@ def load_dataset(path: str | Path, format: str | None = None, text_attribute: st
     return apply_text_attribute(dataset, text_attribute)
 
 
-def write_dataset(dataset: Dataset, out: str | Path, format: str, *, copy_images: bool = True) -> Path:
-    """Write `dataset` (all subsets) to the folder `out` in `format`; returns the folder.
+def write_dataset(
+    dataset: Dataset, out: str | Path, format: str, *, copy_images: bool = True, overwrite: bool = False
+) -> Path:
+    """Write `dataset` (all subsets) to the folder `out` in `format`; returns `out`.
 
-    Annotation files are written atomically; images are copied (never moved or modified).
-    Transcriptions are written by the formats in TEXT_WRITE_FORMATS; writing boxes with text to
-    another format logs a warning with the number of transcriptions left behind.
+    `out` is an output folder of `data convert` (see `detforge.outdir`): it must be new, empty or an
+    earlier output of `write_dataset` / `detforge data convert`, which is replaced as a whole (no file of
+    it survives beside the new ones); `overwrite` replaces any other folder. A folder that holds the
+    dataset's source or images is never replaced. Annotation files are written atomically; images are
+    copied (never moved or modified). Transcriptions are written by the formats in TEXT_WRITE_FORMATS;
+    writing boxes with text to another format logs a warning with the number of transcriptions left behind.
     """
+    writer = _writer(format)
+    inputs = [dataset.root, *sorted({im.path.parent for im in dataset.images})]
+    with output_folder(out, "data convert", overwrite=overwrite, inputs=inputs) as folder:
+        _write(writer, dataset, folder, format, copy_images=copy_images)
+    return Path(out)
+
+
+def write_into(dataset: Dataset, folder: Path, format: str, *, copy_images: bool = True) -> Path:
+    """Write `dataset` in `format` into `folder`, a folder the caller owns (the temporary folder of an
+    `output_folder` block): files already there stay. `write_dataset` is the one to use on a user's path."""
+    return _write(_writer(format), dataset, Path(folder), format, copy_images=copy_images)
+
+
+def _write(writer: Callable[..., Path], dataset: Dataset, folder: Path, format: str, *, copy_images: bool) -> Path:
     if format in WRITE_FORMATS and format not in TEXT_WRITE_FORMATS and (n := count_texts(dataset)):
         log.warning("%s cannot hold transcriptions: the text of %d box(es) is not written", format, n)
     with counting(f"write {format}", counts="copy", total=len(dataset.images), min_total=LARGE_SET):
-        return _writer(format)(dataset, Path(out), copy_images=copy_images)
+        return writer(dataset, folder, copy_images=copy_images)

@@ -14,6 +14,7 @@ from detforge.data.transcriptions import text_attribute_pairs, text_write_name
 from detforge.errors import DatasetError, InvalidImage
 from detforge.fileio import atomic_write_json
 from detforge.structures import RLE, Annotation, ImageRecord, Polygons
+from detforge.structures.boxes import coco_bbox
 
 __all__ = ["check_subset_name", "group_by_subset", "input_files", "write_coco_dataset"]
 
@@ -79,12 +80,11 @@ def _annotation(ann: Annotation, image: ImageRecord, text_attribute: str | None,
             f"annotation {ann.id} of image {image.id} ({image.file_name}): box {ann.bbox} is not finite and "
             "cannot be written as JSON; run detforge.data.clean.sanitize first"
         )
-    x0, y0, x1, y1 = ann.bbox
     out: dict[str, Any] = {
         "id": ann.id,
         "image_id": ann.image_id,
         "category_id": ann.category_id,
-        "bbox": [round(v, 6) for v in (x0, y0, x1 - x0, y1 - y0)],
+        "bbox": coco_bbox(ann.bbox, 6),
         "area": ann.area if ann.area is not None and math.isfinite(ann.area) else round(ann.box_area, 6),
         "segmentation": _segmentation(ann),
         "iscrowd": int(ann.iscrowd),

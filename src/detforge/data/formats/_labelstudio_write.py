@@ -16,6 +16,7 @@ from detforge.data.transcriptions import text_write_name
 from detforge.errors import DatasetError
 from detforge.fileio import atomic_write_bytes, atomic_write_json
 from detforge.structures import Annotation, ImageRecord, Polygons
+from detforge.structures.boxes import percent_xywh
 
 __all__ = ["CONFIG_NAME", "label_config_names", "write_labelstudio_dataset"]
 
@@ -80,11 +81,8 @@ def _results(ann: Annotation, label: str, size: tuple[int, int], text: str | Non
             {**common, "from_name": "polygon", "type": "polygonlabels", "value": {**geometry, "polygonlabels": [label]}}
         ]
     else:
-        x0, y0, x1, y1 = ann.bbox
-        geometry = {
-            "x": _percent(x0, width), "y": _percent(y0, height), "width": _percent(x1 - x0, width),
-            "height": _percent(y1 - y0, height), "rotation": 0,
-        }  # fmt: skip
+        x, y, w, h = (round(v, 6) for v in percent_xywh(ann.bbox, width, height))
+        geometry = {"x": x, "y": y, "width": w, "height": h, "rotation": 0}
         value = {**geometry, "rectanglelabels": [label]}
         results = [{**common, "from_name": "label", "type": "rectanglelabels", "value": value}]
     if text is not None:

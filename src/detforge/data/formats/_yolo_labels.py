@@ -8,7 +8,7 @@ from pathlib import Path
 
 from detforge.structures import BBox, Location, Polygons, Problem
 
-__all__ = ["COORD_TOLERANCE", "LabelObject", "parse_label_text"]
+__all__ = ["COORD_TOLERANCE", "LabelObject", "parse_label_text", "written_line"]
 
 COORD_TOLERANCE = 1e-3
 """How far outside [0, 1] a normalised coordinate may be before a `yolo.coords_out_of_range` warning."""
@@ -16,12 +16,23 @@ COORD_TOLERANCE = 1e-3
 
 @dataclass(frozen=True)
 class LabelObject:
-    """One object of a label file: class index, XYXY pixel box, optional polygon, 1-based line number."""
+    """One object of a label file: class index, XYXY pixel box, optional polygon, 1-based line number, and
+    the line as written (its values separated by single spaces; messages quote it)."""
 
     class_id: int
     bbox: BBox
     polygon: Polygons | None
     line: int
+    written: str = ""
+
+
+_QUOTE_LIMIT = 80
+
+
+def written_line(tokens: list[str]) -> str:
+    """A label line's values as the file writes them, in double quotes (long polygon lines shortened)."""
+    text = " ".join(tokens)
+    return f'"{text if len(text) <= _QUOTE_LIMIT else text[: _QUOTE_LIMIT - 3] + "..."}"'
 
 
 def _class_id(token: str) -> int | None:
@@ -48,8 +59,10 @@ def _describe(class_ids: frozenset[int]) -> str:
 def _line_object(
     tokens: list[str], lineno: int, where: Location, size: tuple[int, int], class_ids: frozenset[int]
 ) -> tuple[LabelObject | None, Problem | None]:
+    written = written_line(tokens)
+
     def error(code: str, message: str) -> tuple[None, Problem]:
-        return None, Problem("error", code, f"line {lineno}: {message}; line left out", where)
+        return None, Problem("error", code, f"line {lineno} {written}: {message}; line left out", where)
 
     n = len(tokens)
     if n != 5 and (n < 7 or n % 2 == 0):
@@ -76,27 +89,27 @@ def _line_object(
         values.append(value)
     width, height = size
     warning = None
-    outside = [v for v in values if v < -COORD_TOLERANCE or v > 1 + COORD_TOLERANCE]
+    outside = [t for t, v in zip(tokens[1:], values, strict=True) if v < -COORD_TOLERANCE or v > 1 + COORD_TOLERANCE]
     if outside:
         warning = Problem(
             "warning", "yolo.coords_out_of_range",
-            f"line {lineno}: normalised coordinate(s) {outside} outside [0, 1]; kept", where,
+            f"line {lineno} {written}: normalised coordinate(s) {', '.join(outside)} outside [0, 1]; kept", where,
         )  # fmt: skip
     if n == 5:
         cx, cy, w, h = values
         box = ((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height)
-        return LabelObject(class_id, box, None, lineno), warning
+        return LabelObject(class_id, box, None, lineno, written), warning
     points = tuple(v * (width if i % 2 == 0 else height) for i, v in enumerate(values))
     polygon = Polygons((points,))
-    return LabelObject(class_id, polygon.bbox(), polygon, lineno), warning
+    return LabelObject(class_id, polygon.bbox(), polygon, lineno, written), warning
 
 
 def parse_label_text(
     text: str, label_file: Path, size: tuple[int, int], class_ids: frozenset[int]
 ) -> tuple[list[LabelObject], list[Problem]]:
     """Objects of a label file in pixels of an image of `size` = (width, height), and the Problems of
-    its bad lines (each located by file and 1-based line; bad lines are left out, out-of-range
-    coordinates are kept with a warning). Blank lines are ignored."""
+    its bad lines (each located by file and 1-based line, its `item` the line as written; bad lines are left
+    out, out-of-range coordinates are kept with a warning). Blank lines are ignored."""
     where_file = str(label_file)
     objects: list[LabelObject] = []
     problems: list[Problem] = []
@@ -104,7 +117,8 @@ def parse_label_text(
         tokens = line.split()
         if not tokens:
             continue
-        obj, problem = _line_object(tokens, lineno, Location(where_file, lineno), size, class_ids)
+        where = Location(where_file, lineno, item=f"label {written_line(tokens)}")
+        obj, problem = _line_object(tokens, lineno, where, size, class_ids)
         if obj is not None:
             objects.append(obj)
         if problem is not None:

@@ -14,6 +14,7 @@ from detforge.data.formats._yolo_layout import label_in_labels_dir
 from detforge.errors import DatasetError
 from detforge.fileio import atomic_write_text
 from detforge.structures import Annotation, ImageRecord
+from detforge.structures.boxes import yolo_cxcywh
 
 __all__ = ["label_line", "write_yolo_dataset"]
 
@@ -27,10 +28,7 @@ def label_line(index: int, ann: Annotation, image: ImageRecord) -> str:
             f"annotation {ann.id} of image {image.id} ({image.file_name}): box {ann.bbox} is not finite; "
             "run detforge.data.clean.sanitize first"
         )
-    x0, y0, x1, y1 = ann.bbox
-    w, h = image.width, image.height
-    values = ((x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h)
-    return f"{index} " + " ".join(f"{v:.6f}" for v in values)
+    return f"{index} " + " ".join(f"{v:.6f}" for v in yolo_cxcywh(ann.bbox, image.width, image.height))
 
 
 def _label_name(subset: str, name: str) -> str:

@@ -1,11 +1,15 @@
-"""LabelMe: one JSON file per image (`shapes`, `imagePath`, `imageWidth`, `imageHeight`); reader and writer."""
+"""LabelMe: one JSON file per image (`shapes`, `imagePath`, `imageWidth`, `imageHeight`); reader and writer.
+
+Messages name a shape as the file does and quote its points as written (`shapes[2] (rectangle 'cat'):
+points [[10, 10], [5, 30]]`, with the JSON file), never detforge's ids or numbers.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -27,6 +31,16 @@ class _Shape:
     bbox: BBox
     polygons: Polygons | None
     attributes: tuple[tuple[str, str], ...]
+    source: Location
+
+
+_QUOTE_LIMIT = 120
+
+
+def _written(value: Any) -> str:
+    """A JSON value as the file writes it (compact JSON), shortened when long."""
+    text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return text if len(text) <= _QUOTE_LIMIT else text[: _QUOTE_LIMIT - 3] + "..."
 
 
 def _points(raw: Any) -> list[tuple[float, float]] | None:
@@ -55,7 +69,9 @@ def _attributes(shape: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(pairs))
 
 
-def _parse_shape(shape: Any, index: int, where: Location, image_id: int, problems: list[Problem]) -> _Shape | None:
+def _parse_shape(shape: Any, index: int, file: Location, image_id: int, problems: list[Problem]) -> _Shape | None:
+    """The shape `shapes[index]` of the image `image_id`; its `source` quotes it as written."""
+    where = replace(file, item=f"shapes[{index}]")  # the user's name for it: no detforge ids in messages
     if not isinstance(shape, dict):
         message = f"shapes[{index}] is not an object; left out"
         problems.append(Problem("error", "shape.invalid", message, where, image_id))
@@ -101,7 +117,8 @@ def _parse_shape(shape: Any, index: int, where: Location, image_id: int, problem
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     bbox = (min(xs), min(ys), max(xs), max(ys))
     polygons = Polygons((tuple(v for p in points for v in p),)) if kind == "polygon" else None
-    return _Shape(label, bbox, polygons, _attributes(shape))
+    source = replace(file, item=f"shapes[{index}] ({kind} {label!r}): points {_written(shape.get('points'))}")
+    return _Shape(label, bbox, polygons, _attributes(shape), source)
 
 
 def _json_files(path: Path) -> tuple[Path, list[Path]]:
@@ -232,7 +249,7 @@ def read_labelme(path: Path) -> Dataset:
                     shape.bbox,
                     shape.polygons,
                     attributes=shape.attributes,
-                    source=record.source,
+                    source=shape.source,
                 )
             )
     images = tuple(r for r, _ in records)

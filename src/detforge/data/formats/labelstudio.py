@@ -2,20 +2,21 @@
 
 Label Studio stores regions in percent of the image (`original_width` x `original_height`); they are
 converted to absolute XYXY pixels here. Rotated rectangles are refused (error Problem, left out).
+Messages quote a region's percent values as written (`task 17, rectangle "r1": x 10, y 20, width -5,
+height 30 (percent)`), never detforge's pixel boxes or annotation ids.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
 
 from detforge.data.dataset import Dataset
+from detforge.data.formats._labelstudio_images import ImageFinder
 from detforge.data.formats._labelstudio_write import CONFIG_NAME, label_config_names, write_labelstudio_dataset
 from detforge.data.formats._xml import parse_xml
 from detforge.data.images import displayed_size
@@ -24,7 +25,6 @@ from detforge.structures import Annotation, BBox, Categories, ImageRecord, Locat
 
 __all__ = ["read_labelstudio", "write_labelstudio"]
 
-_UPLOAD_PREFIX = re.compile(r"^[0-9a-fA-F]{8}-(.+)$")
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 _RECT_POLY = ("rectangle", "rectanglelabels", "polygon", "polygonlabels")
 _REGION_TYPES = ("rectangle", "polygon", "keypoint", "ellipse", "brush", "polyline", "bitmask", "magicwand")
@@ -36,52 +36,27 @@ class _Region:
     bbox: BBox
     polygons: Polygons | None
     attributes: tuple[tuple[str, str], ...] = ()
+    source: Location | None = None
 
 
-class _ImageFinder:
-    """Resolves a task's image reference to a file under the export's folder."""
+_QUOTE_LIMIT = 120
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._uploads: dict[str, Path] | None = None
 
-    def _upload_index(self) -> dict[str, Path]:
-        if self._uploads is None:
-            folder = self.root / "media" / "upload"
-            files = sorted(folder.rglob("*")) if folder.is_dir() else []
-            self._uploads = {}
-            for f in files:
-                if f.is_file():
-                    self._uploads.setdefault(f.name, f)
-        return self._uploads
+def _written(value: Any) -> str:
+    """A JSON value as the export writes it (compact JSON), shortened when long."""
+    text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return text if len(text) <= _QUOTE_LIMIT else text[: _QUOTE_LIMIT - 3] + "..."
 
-    def find(self, ref: str) -> tuple[str, Path]:
-        """(file_name, path): the file found, else the original name under the export's folder."""
-        parsed = urlparse(ref)
-        query = parse_qs(parsed.query)
-        raw = query["d"][0] if "d" in query else unquote(parsed.path)  # /data/local-files/?d=<path>
-        if parsed.scheme in ("", "file") and raw:
-            direct = Path(raw) if Path(raw).is_absolute() else self.root / raw
-            if direct.is_file():
-                return self._file_name(direct, raw), direct
-        base = PurePosixPath(raw.replace("\\", "/")).name
-        names = [base]
-        if match := _UPLOAD_PREFIX.match(base):
-            names.append(match.group(1))
-        for name in names:
-            for folder in (self.root, self.root / "images"):
-                if (folder / name).is_file():
-                    return self._file_name(folder / name, name), folder / name
-            if name in self._upload_index():
-                found = self._upload_index()[name]
-                return self._file_name(found, name), found
-        return names[-1], self.root / names[-1]
 
-    def _file_name(self, path: Path, fallback: str) -> str:
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return fallback
+def _region_item(task_id: int, result: dict[str, Any], kind: str, value: dict[str, Any]) -> str:
+    """A region as the export writes it, for messages: `task 17, rectangle "r1": x 10, y 20, width -5,
+    height 30 (percent)`; polygons quote their `points`."""
+    ident = f" {_written(result['id'])}" if "id" in result else ""
+    if kind == "rectangle":
+        values = ", ".join(f"{k} {_written(value.get(k))}" for k in ("x", "y", "width", "height"))
+    else:
+        values = f"points {_written(value.get('points'))}"
+    return f"task {task_id}, {kind}{ident}: {values} (percent)"
 
 
 def _number(value: Any) -> float | None:
@@ -216,7 +191,8 @@ def _regions(
         if len(labels) > 1:
             report("warning", "label.multiple", f"one region has labels {labels}; one annotation is made per label")
         attributes = tuple(sorted(texts.get(r.get("id"), [])))
-        regions += [_Region(label, converted.bbox, converted.polygons, attributes) for label in labels]
+        source = replace(where, item=_region_item(task_id, r, kind, value))
+        regions += [_Region(label, converted.bbox, converted.polygons, attributes, source) for label in labels]
     return regions
 
 
@@ -309,7 +285,7 @@ def read_labelstudio(path: Path) -> Dataset:
     path = Path(path)
     files = _export_files(path)
     root = files[0].parent
-    finder = _ImageFinder(root)
+    finder = ImageFinder(root)
     problems: list[Problem] = []
     ignored: Counter[str] = Counter()
     records: list[tuple[ImageRecord, list[_Region]]] = []
@@ -360,7 +336,7 @@ def read_labelstudio(path: Path) -> Dataset:
                     region.bbox,
                     region.polygons,
                     attributes=region.attributes,
-                    source=record.source,
+                    source=region.source or record.source,
                 )
             )
     images = tuple(r for r, _ in records)

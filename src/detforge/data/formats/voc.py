@@ -2,12 +2,14 @@
 
 VOC pixel coordinates are 1-based and inclusive; detforge boxes are continuous XYXY, so a VOC box
 (xmin, ymin, xmax, ymax) is read as (xmin - 1, ymin - 1, xmax, ymax) and written back inverted.
+Messages quote an object's box as written (`object 'cat' <xmin>10</xmin> ...`, with the xml file and line)
+and an image by its VOC id (the xml name, `image '2008_000123'`), never detforge's ids or numbers.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from xml.etree.ElementTree import Element, ElementTree, SubElement, indent, tostring
 
@@ -54,6 +56,12 @@ def _find_image(root: Path, item_id: str) -> Path | None:
     return None
 
 
+def _object_item(name: str, box: Element) -> str:
+    """An object's box as written, for messages: `object 'cat' <xmin>10</xmin> <ymin>10</ymin> ...`."""
+    written = " ".join(f"<{k}>{child_text(box, k)}</{k}>" for k in ("xmin", "ymin", "xmax", "ymax"))
+    return f"object {name!r} {written}"
+
+
 def _parse_object(obj: Element, doc: XmlDocument, problems: list[Problem]) -> _Object | None:
     where = doc.location(obj)
     name = child_text(obj, "name")
@@ -73,6 +81,7 @@ def _parse_object(obj: Element, doc: XmlDocument, problems: list[Problem]) -> _O
             problems.append(Problem("error", "box.invalid", message, where))
             return None
         values.append(value)
+    where = replace(where, item=_object_item(name, box))
     attributes = [(flag, text) for flag in _FLAGS if (text := child_text(obj, flag))]
     actions = obj.find("actions")
     if actions is not None:
@@ -236,9 +245,8 @@ def read_voc(path: Path) -> Dataset:
     for image_id, item_id in enumerate(sorted(items), start=1):
         item = items[item_id]
         in_subset = subsets.get(item_id)
-        images.append(
-            ImageRecord(image_id, item.file_name, item.path, item.width, item.height, in_subset, item.location)
-        )
+        named = replace(item.location, item=f"image {item_id!r}") if item.location is not None else None
+        images.append(ImageRecord(image_id, item.file_name, item.path, item.width, item.height, in_subset, named))
         for obj in item.objects:
             if obj.name not in label_names:
                 message = f"object {obj.name!r} is not a label of the label file (labels: {label_names}); left out"

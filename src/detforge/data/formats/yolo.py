@@ -3,7 +3,8 @@
 Reading converts normalised `cls cx cy w h` lines to XYXY pixels of the EXIF-oriented image, and
 polygon lines `cls x1 y1 x2 y2 ...` to `Polygons` (pixels) plus their box. Category ids are the
 0-based YOLO class indices. Image ids are 1..M in subset order (train, val, test, others) then path;
-annotation ids 1..N in reading order.
+annotation ids 1..N in reading order. Messages quote a line as written (`label "0 0.5 0.5 -0.1 0.2" of
+a.jpg`, with the label file and line), never detforge's ids or pixel boxes.
 
 Problem codes (`Dataset.problems`, located by label file and 1-based line where there is one):
 - errors, line left out: `yolo.wrong_value_count`, `yolo.non_numeric`, `yolo.class_not_integer`,
@@ -19,6 +20,7 @@ Problem codes (`Dataset.problems`, located by label file and 1-based line where 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from detforge.data.dataset import Dataset
@@ -51,6 +53,11 @@ class _Reader:
         self.images: list[ImageRecord] = []
         self.annotations: list[Annotation] = []
         self.problems: list[Problem] = []
+
+    @staticmethod
+    def _of(where: Location | None, file_name: str) -> Location | None:
+        """`where` naming its label line as written and the image it labels (`label "0 0.5 ..." of a.jpg`)."""
+        return replace(where, item=f"{where.item} of {file_name}") if where is not None and where.item else where
 
     def add(self, image: Path, label: Path, file_name: str, subset: str | None) -> None:
         image_id = len(self.images) + 1
@@ -85,11 +92,12 @@ class _Reader:
                 )  # fmt: skip
             return
         objects, problems = parse_label_text(text, label, (width, height), self.class_ids)
-        self.problems += [Problem(p.severity, p.code, p.message, p.location, image_id) for p in problems]
+        self.problems += [Problem(p.severity, p.code, p.message, self._of(p.location, file_name), image_id)
+                          for p in problems]  # fmt: skip
         for obj in objects:
             self.annotations.append(
                 Annotation(len(self.annotations) + 1, image_id, obj.class_id, obj.bbox, obj.polygon,
-                           source=Location(str(label), obj.line))
+                           source=Location(str(label), obj.line, item=f"label {obj.written} of {file_name}"))
             )  # fmt: skip
 
 

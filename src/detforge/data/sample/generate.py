@@ -16,6 +16,7 @@ from detforge.data.sample.page import render_page
 from detforge.data.sample.photo import encode_jpeg, photograph
 from detforge.errors import ConfigError, DetforgeError
 from detforge.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from detforge.structures.boxes import coco_bbox
 
 __all__ = ["CATEGORY", "SPLITS", "SampleImage", "make_sample", "render_sample", "split_sizes"]
 
@@ -176,16 +177,16 @@ def make_sample(out: Path, *, n: int = 240, seed: int = 0, splits: Sequence[floa
             atomic_write_bytes(out / "images" / split / name, encode_jpeg(_rng(seed, index, 1), sample.image))
             width, height = sample.image.size
             images.append({"id": index + 1, "file_name": name, "width": width, "height": height, "license": 1})
-            for (x0, y0, x1, y1), number in zip(sample.boxes, sample.numbers, strict=True):
+            for box, number in zip(sample.boxes, sample.numbers, strict=True):
                 ann_id += 1
-                bw, bh = round(x1 - x0, 2), round(y1 - y0, 2)
+                bbox = coco_bbox(box, 2)
                 annotations.append(
                     {
                         "id": ann_id,
                         "image_id": index + 1,
                         "category_id": 1,
-                        "bbox": [round(x0, 2), round(y0, 2), bw, bh],
-                        "area": round(bw * bh, 2),
+                        "bbox": bbox,
+                        "area": round(bbox[2] * bbox[3], 2),
                         "iscrowd": 0,
                         "segmentation": [],
                         "attributes": {"text": number},
