@@ -1,6 +1,6 @@
 """One prediction result as a JSON object (a line of a shard file) and back, losslessly: boxes and scores
 are float32 values, which a JSON number (a Python float) holds exactly, so results read back from shards
-write byte-identical output files. Instance masks are not kept."""
+write byte-identical output files. Instance masks are kept as COCO run-length encodings (exact)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from detforge.inference.predictor import PredictionResult
@@ -20,8 +21,8 @@ __all__ = ["result_from_dict", "result_to_dict"]
 
 def result_to_dict(result: PredictionResult) -> dict[str, Any]:
     """JSON form of `result`: source, path (absolute, or null), size [height, width] (or null), error (or null) and,
-    for a success, boxes (XYXY pixels), labels, scores and, when reading ran, texts and text_scores (null
-    for a box that was not read)."""
+    for a success, boxes (XYXY pixels), labels, scores, when reading ran texts and text_scores (null for a
+    box that was not read), and for a model with masks `masks` (one COCO RLE counts string per box)."""
     d: dict[str, Any] = {
         "source": result.source,
         "path": None if result.path is None else os.path.abspath(result.path),
@@ -36,7 +37,29 @@ def result_to_dict(result: PredictionResult) -> dict[str, Any]:
         if dets.texts is not None and dets.text_scores is not None:
             d["texts"] = list(dets.texts)
             d["text_scores"] = [None if math.isnan(s) else s for s in dets.text_scores.tolist()]
+        if dets.masks is not None:
+            d["masks"] = _encode_masks(dets.masks)
     return d
+
+
+def _encode_masks(masks: torch.Tensor) -> list[str]:
+    """[N, H, W] masks -> N COCO RLE `counts` strings (the size is the result's)."""
+    from faster_coco_eval.core import mask as mask_utils
+
+    if masks.shape[0] == 0:
+        return []
+    pixels = np.asfortranarray(masks.cpu().numpy().astype(np.uint8).transpose(1, 2, 0))
+    return [rle["counts"].decode("ascii") for rle in mask_utils.encode(pixels)]
+
+
+def _decode_masks(counts: list[str], size: tuple[int, int]) -> torch.Tensor:
+    """Inverse of `_encode_masks`: [N, H, W] bool."""
+    from faster_coco_eval.core import mask as mask_utils
+
+    if not counts:
+        return torch.zeros((0, *size), dtype=torch.bool)
+    rles = [{"size": [size[0], size[1]], "counts": c.encode("ascii")} for c in counts]
+    return torch.from_numpy(np.ascontiguousarray(mask_utils.decode(rles).transpose(2, 0, 1))).to(torch.bool)
 
 
 def result_from_dict(d: Mapping[str, Any]) -> PredictionResult:
@@ -53,6 +76,7 @@ def result_from_dict(d: Mapping[str, Any]) -> PredictionResult:
         torch.tensor(d["labels"], dtype=torch.int64).reshape(n),
         torch.tensor(d["scores"], dtype=torch.float32).reshape(n),
         size,
+        masks=None if d.get("masks") is None else _decode_masks(list(d["masks"]), size),
     )
     if d.get("texts") is not None:
         scores = [math.nan if s is None else float(s) for s in d["text_scores"]]
