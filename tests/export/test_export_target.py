@@ -106,3 +106,21 @@ def test_a_new_folder_name_gets_the_models_file_inside(tmp_path: Path) -> None:
     assert export_target(model, f"{tmp_path / 'exp'}/", "onnx") == tmp_path / "exp" / "model.onnx"
     assert export_target(model, tmp_path / "exp2", "torchscript") == tmp_path / "exp2" / "model.ts"
     assert export_target(model, tmp_path / "named.onnx", "onnx") == tmp_path / "named.onnx"
+
+
+def test_the_cli_offers_exactly_the_formats_and_backends_the_exporter_knows() -> None:
+    """One list of export formats and benchmark backends (the CLI repeated them as literals)."""
+    import argparse
+    from typing import get_args
+
+    from detforge.cli import build_parser
+    from detforge.export import ExportFormat
+    from detforge.export.benchmark import BenchmarkBackend
+    from detforge.models.file_kind import BENCHMARK_BACKENDS, EXPORT_SUFFIXES
+
+    assert tuple(EXPORT_SUFFIXES) == get_args(ExportFormat)
+    assert get_args(BenchmarkBackend) == BENCHMARK_BACKENDS
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    choices = {a.dest: a.choices for verb in ("export", "benchmark") for a in commands[verb]._actions}
+    assert tuple(choices["format"]) == get_args(ExportFormat)
+    assert tuple(choices["backends"]) == get_args(BenchmarkBackend)

@@ -118,3 +118,31 @@ def test_the_flag_is_validated_and_round_trips() -> None:
     assert calibrated.score_threshold_calibrated is True  # recorded: not inferred from the value
     with pytest.raises(ValueError, match="score_threshold_calibrated: expected true or false, got 'yes'"):
         ModelSpec.from_dict({**spec.to_dict(), "score_threshold_calibrated": "yes"})
+
+
+def test_exports_and_the_service_say_whether_the_threshold_was_calibrated(
+    work: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An exported file's predictor reported its stored threshold as "explicit", and the service's
+    /v1/model did not say whether the threshold was calibrated."""
+    from fastapi.testclient import TestClient
+
+    from detforge.api.export import export_model
+    from detforge.export.open_model import open_predictor
+    from detforge.serving.app import create_app
+    from detforge.serving.server import load_served_model
+    from detforge.serving.settings import ServeSettings
+
+    calibrated = tmp_path / "calibrated.pt"
+    shutil.copyfile(work / "run" / "model.pt", calibrated)
+    args = ["eval", str(calibrated), str(work / "data"), "--split", "val", "--bootstrap", "0", "--calibrate"]
+    assert main([*args, "--json"]) == 0
+    capsys.readouterr()
+    for model, source in ((work / "run" / "model.pt", "default"), (calibrated, "calibrated")):
+        onnx = export_model(model, out=tmp_path / f"{model.stem}.onnx", progress=False).path
+        assert open_predictor(onnx, device="cpu").threshold_source == source
+        assert open_predictor(onnx, device="cpu", score_threshold=0.3).threshold_source == "explicit"
+        for served in (model, onnx):
+            app = create_app(load_served_model(served), settings=ServeSettings())
+            info = TestClient(app).get("/v1/model").json()
+            assert info["score_threshold_calibrated"] is (source == "calibrated"), served

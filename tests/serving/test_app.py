@@ -49,6 +49,7 @@ def test_default_threshold_and_model_info(fake_predictor, image_bytes, serving) 
                 "classes": ["cat", "dog"],
                 "version": "3",
                 "score_threshold": 0.7,
+                "score_threshold_calibrated": False,
                 "input_size": [320, 640],
                 "reads": False,
                 "read_classes": None,

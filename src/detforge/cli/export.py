@@ -7,6 +7,7 @@ from pathlib import Path
 
 from detforge.cli import _checks as checks
 from detforge.cli._checks import int_between, non_negative_int, positive_int
+from detforge.models.file_kind import BENCHMARK_BACKENDS, EXPORT_SUFFIXES
 
 __all__ = ["add_parsers"]
 
@@ -14,7 +15,7 @@ __all__ = ["add_parsers"]
 def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = commands.add_parser("export", help="export a model to ONNX or TorchScript, with a parity check")
     p.add_argument("model", type=Path)
-    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument("--format", choices=tuple(EXPORT_SUFFIXES), default="onnx")
     p.add_argument(
         "--out", type=Path, default=None, help="output file or folder (default: beside the model, MODEL.onnx)"
     )
@@ -31,9 +32,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
 
     p = commands.add_parser("benchmark", help="latency and throughput of each backend on this machine")
     p.add_argument("model", type=Path)
-    p.add_argument(
-        "--backends", nargs="+", default=["eager", "onnx"], choices=("eager", "onnx", "openvino", "torchscript")
-    )
+    p.add_argument("--backends", nargs="+", default=["eager", "onnx"], choices=BENCHMARK_BACKENDS)
     p.add_argument("--runs", type=positive_int, default=10)
     p.add_argument("--warmup", type=non_negative_int, default=2)
     p.add_argument(

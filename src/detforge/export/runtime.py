@@ -124,14 +124,20 @@ class Backend:
     path: Path
 
     def predictor(self, **kwargs: Any) -> Predictor:
-        """A Predictor of this model with its class names, calibrated score threshold and stored read settings
-        (keywords as in `Predictor`, which override them; pass `reader` to read, see `inference.read`)."""
+        """A Predictor of this model with its class names, stored score threshold (`threshold_source`
+        "calibrated" or "default", as the file's metadata says) and stored read settings (keywords as in
+        `Predictor`, which override them; pass `reader` to read, see `inference.read`)."""
         kwargs.setdefault("class_names", self.metadata.class_names)
         kwargs.setdefault("read_settings", self.metadata.read)
-        kwargs.setdefault("score_threshold", self.metadata.score_threshold)
+        stored = kwargs.get("score_threshold") is None
+        if stored:
+            kwargs["score_threshold"] = self.metadata.score_threshold
         if self.kind != "eager":
             kwargs.setdefault("device", "cpu")  # the backend keeps its own device; inputs go in as CPU tensors
-        return Predictor(self.model, **kwargs)
+        predictor = Predictor(self.model, **kwargs)
+        if stored:  # the file's threshold: calibrated on validation data, or the default (never "explicit")
+            predictor.threshold_source = "calibrated" if self.metadata.score_threshold_calibrated else "default"
+        return predictor
 
 
 def _is_torchscript(path: Path) -> bool:

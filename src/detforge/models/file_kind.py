@@ -19,7 +19,9 @@ from detforge.errors import CheckpointError
 from detforge.models.artifact_io import ARTIFACT_FORMAT, is_safetensors, read_metadata
 
 __all__ = [
+    "BENCHMARK_BACKENDS",
     "CHECKPOINT_FORMATS",
+    "EXPORT_SUFFIXES",
     "MODELS_ARE",
     "FileKind",
     "export_target",
@@ -178,7 +180,11 @@ def is_detforge_export(path: str | Path) -> bool:
         return False
 
 
-_EXPORT_SUFFIX = {"onnx": ".onnx", "torchscript": ".ts"}
+EXPORT_SUFFIXES: dict[str, str] = {"onnx": ".onnx", "torchscript": ".ts"}
+"""`detforge export`'s formats and their file suffixes (the one list: the CLI's choices, checked against
+`detforge.export.ExportFormat` by a test)."""
+BENCHMARK_BACKENDS: tuple[str, ...] = ("eager", "onnx", "openvino", "torchscript")
+"""`detforge benchmark`'s backends (checked against `detforge.export.benchmark.BenchmarkBackend` by a test)."""
 
 
 def export_target(model_path: str | Path, out: str | Path | None, fmt: str) -> Path:
@@ -186,7 +192,7 @@ def export_target(model_path: str | Path, out: str | Path | None, fmt: str) -> P
     stem>.onnx|.ts` when `out` is a folder (an existing one, or a name ending in `/` or without a file
     suffix, which the export creates); beside the model (`<model stem>.onnx|.ts`) when `out` is None."""
     model_path = Path(model_path)
-    suffix = _EXPORT_SUFFIX.get(fmt, ".onnx")
+    suffix = EXPORT_SUFFIXES.get(fmt, ".onnx")
     if out is None:
         return model_path.with_suffix(suffix)
     text = str(out)

@@ -244,6 +244,7 @@ def create_app(
             classes=list(model.predictor.class_names),
             version=model.version,
             score_threshold=model.default_threshold,
+            score_threshold_calibrated=getattr(model.predictor, "threshold_source", None) == "calibrated",
             input_size=None if model.input_size is None else list(model.input_size),
             reads=reads,
             read_classes=None if classes is None else list(classes),

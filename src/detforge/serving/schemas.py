@@ -51,7 +51,8 @@ class DetectResponse(_Frozen):
 
 
 class ModelResponse(_Frozen):
-    """The model being served: name, class names (index order), version, default score threshold, the
+    """The model being served: name, class names (index order), version, default score threshold and whether
+    it was calibrated on validation data (`score_threshold_calibrated`; false: detforge's default 0.5), the
     input size range (shorter side, longer-side bound) in pixels when known, and whether it reads the text
     in boxes (`reads`) of which classes (`read_classes`; null: every class, or nothing when it does not read)."""
 
@@ -59,6 +60,7 @@ class ModelResponse(_Frozen):
     classes: list[str]
     version: str
     score_threshold: float
+    score_threshold_calibrated: bool = False
     input_size: list[int] | None
     reads: bool = False
     read_classes: list[str] | None = None
