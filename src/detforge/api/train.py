@@ -101,8 +101,10 @@ def train(
 
     `data_or_config`: a dataset with train/val(/test) subsets (any format detforge reads) or a YAML
     config. `overrides`: dotted `key=value` settings (`train.lr=0.01`). `out`: the run folder (default
-    runs/trainN). `time`: a budget such as "20m" that ends training cleanly with an evaluated best
-    model. `epochs`: passes over the training images (the same as the override `train.epochs=N`; sets
+    runs/trainN). `time`: a wall-clock budget such as "20m": the speed is measured over the first
+    iterations and the schedule (iterations, learning-rate decay, evaluation periods) is fitted to the
+    budget once (`train.time_fit`), so the run ends its schedule, with an evaluated best model, within
+    it. `epochs`: passes over the training images (the same as the override `train.epochs=N`; sets
     max_iter, so not together with `train.max_iter`). `resume`: continue the run in `out` exactly (its
     saved config is used). `devices`: data-parallel processes. `calibrate`: store the best-F1 score
     threshold on the validation subset in the model artifact, used by predict and serve unless overridden

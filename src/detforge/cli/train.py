@@ -29,7 +29,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.lr=0.01")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/trainN)")
-    p.add_argument("--time", default=None, help="time budget, e.g. 20m or 1h30m: stops cleanly with the best model")
+    p.add_argument(
+        "--time",
+        default=None,
+        help="time budget, e.g. 20m or 1h30m: the schedule is fitted to it on this machine's measured speed",
+    )
     p.add_argument(
         "--epochs",
         type=positive_int,
