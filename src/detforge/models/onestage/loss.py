@@ -7,7 +7,8 @@
   weighted by closeness (a distance of 2.3 strides: 0.7 on bin 2, 0.3 on bin 3).
 - GIoU loss of the decoded boxes (torchvision's `generalized_box_iou_loss`).
 Box losses are weighted per positive point by its predicted quality (detached) and averaged over that
-weight; the quality focal loss is averaged over the positive count.
+weight; the quality focal loss is averaged over the positive count. Under data parallelism both
+normalisers are the mean over the processes, so every process's gradients are scaled alike.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch import distributed as dist
 from torch.nn import functional as F
-from torchvision.ops import box_iou, generalized_box_iou_loss
+from torchvision.ops import generalized_box_iou_loss
 
 from detforge.models.onestage.assigner import Assignment, assign_atss
 from detforge.models.onestage.coding import boxes_to_distances, distances_to_boxes, expected_distance
 from detforge.models.onestage.model import HeadOutput
 
-__all__ = ["LossWeights", "distribution_focal_loss", "one_stage_losses", "quality_focal_loss"]
+__all__ = ["LossWeights", "distribution_focal_loss", "one_stage_losses", "paired_iou", "quality_focal_loss"]
 
 
 @dataclass(frozen=True)
@@ -86,18 +88,18 @@ def one_stage_losses(
     pred_boxes = distances_to_boxes(pos_points, expected_distance(reg.float()) * pos_strides)  # [P, 4]
     quality = torch.zeros_like(labels, dtype=torch.float32)
     if pred_boxes.shape[0]:
-        iou = box_iou(pred_boxes.detach(), target_boxes).diagonal().clamp(min=0.0)
-        quality[positive] = iou
+        quality[positive] = paired_iou(pred_boxes.detach(), target_boxes)
 
-    num_positive = max(int(positive.sum()), 1)
+    box_weight = output.cls[positive].detach().float().sigmoid().amax(dim=1)  # [P]
+    num_positive, weight_sum = _mean_over_processes(float(positive.sum()), box_weight.sum())
+    num_positive = max(num_positive, 1.0)
+    weight_sum = weight_sum.clamp(min=1e-6)
     cls = output.cls.reshape(-1, num_classes).float()
     loss_quality = quality_focal_loss(cls, labels.reshape(-1), quality.reshape(-1), beta=weights.beta) / num_positive
     if pred_boxes.shape[0] == 0:
         zero = output.reg.sum() * 0.0
         return {"loss_quality": loss_quality * weights.quality, "loss_distribution": zero, "loss_giou": zero}
 
-    box_weight = output.cls[positive].detach().float().sigmoid().amax(dim=1)  # [P]
-    weight_sum = box_weight.sum().clamp(min=1e-6)
     giou = generalized_box_iou_loss(pred_boxes, target_boxes, reduction="none")
     loss_giou = (giou * box_weight).sum() / weight_sum
     distances = boxes_to_distances(pos_points, target_boxes) / pos_strides  # [P, 4] in strides
@@ -109,3 +111,25 @@ def one_stage_losses(
         "loss_distribution": loss_distribution * weights.distribution,
         "loss_giou": loss_giou * weights.giou,
     }
+
+
+def paired_iou(a: Tensor, b: Tensor) -> Tensor:
+    """IoU of a[i] with b[i] for XYXY boxes a, b [P, 4] -> [P] in [0, 1] (memory O(P), not O(P²))."""
+    top_left = torch.maximum(a[:, :2], b[:, :2])
+    bottom_right = torch.minimum(a[:, 2:], b[:, 2:])
+    inter = (bottom_right - top_left).clamp(min=0.0).prod(dim=1)
+    area_a = (a[:, 2:] - a[:, :2]).clamp(min=0.0).prod(dim=1)
+    area_b = (b[:, 2:] - b[:, :2]).clamp(min=0.0).prod(dim=1)
+    union = area_a + area_b - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter)).clamp(0.0, 1.0)
+
+
+def _mean_over_processes(count: float, weight_sum: Tensor) -> tuple[float, Tensor]:
+    """(count, weight_sum) averaged over the data-parallel processes (unchanged in a single process). Every
+    process calls this once per batch, whether or not it has positives, so the collective never hangs."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return count, weight_sum
+    both = torch.stack([torch.tensor(count, device=weight_sum.device, dtype=torch.float32), weight_sum.float()])
+    dist.all_reduce(both)
+    both /= dist.get_world_size()
+    return float(both[0]), both[1]
