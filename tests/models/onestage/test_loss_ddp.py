@@ -4,52 +4,21 @@ paired IoU equals torchvision's diagonal without its P x P matrix."""
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 from torchvision.ops import box_iou
 
 from detforge.models.onestage.loss import one_stage_losses, paired_iou
-from detforge.models.onestage.model import HeadOutput
-
-POINTS = torch.tensor([[10.0, 10.0], [30.0, 10.0], [10.0, 30.0]])
-STRIDES = torch.full((3,), 8.0)
-
-
-def _batch(with_box: bool) -> tuple[HeadOutput, list[torch.Tensor], list[torch.Tensor]]:
-    torch.manual_seed(0)
-    output = HeadOutput(cls=torch.randn(1, 3, 1), reg=torch.randn(1, 3, 4, 8))
-    boxes = torch.tensor([[0.0, 0.0, 20.0, 20.0]]) if with_box else torch.zeros((0, 4))
-    labels = torch.tensor([0]) if with_box else torch.zeros((0,), dtype=torch.int64)
-    return output, [boxes], [labels]
-
-
-def _rank(rank: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
-    try:
-        output, boxes, labels = _batch(with_box=rank == 0)  # rank 1 has no object at all
-        losses = one_stage_losses(output, POINTS, STRIDES, [3], boxes, labels)
-        torch.save({k: v.detach() for k, v in losses.items()}, f"{out}/rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from onestage_ddp_worker import POINTS, STRIDES, batch, free_port, rank_losses
 
 
 def test_two_processes_share_the_normalisers(tmp_path: Path) -> None:
-    mp.spawn(_rank, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(rank_losses, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
-    output, boxes, labels = _batch(with_box=True)
+    output, boxes, labels = batch(with_box=True)
     alone = one_stage_losses(output, POINTS, STRIDES, [3], boxes, labels)
     # rank 0 has the only positive: the mean positive count over 2 processes is 0.5 -> clamped to 1, as alone;
     # the box-weight sum is halved, so rank 0's box losses are twice the single-process ones
