@@ -55,6 +55,7 @@ from _common import machine_info, set_threads, summarize, timing_dict, write_res
 
 from detforge.evaluation import CocoEvaluator
 from detforge.structures import Annotation, Categories, Category, ImageRecord
+from detforge.structures.boxes import xyxy_to_xywh, xyxy_to_xywh_array
 from detforge.structures.detections import Detections
 
 __all__ = ["main"]
@@ -151,14 +152,15 @@ def coco_ground_truth(s: SyntheticSet) -> dict[str, Any]:
     anns = []
     for i in range(s.n_images):
         for g in range(GT_PER_IMAGE):
-            x0, y0, x1, y1 = (float(v) for v in s.gt_xyxy[i, g])
+            box = tuple(float(v) for v in s.gt_xyxy[i, g])
+            x, y, w, h = xyxy_to_xywh(box)
             anns.append(
                 {
                     "id": i * GT_PER_IMAGE + g + 1,
                     "image_id": i + 1,
                     "category_id": CATEGORY_IDS[int(s.gt_cls[i, g])],
-                    "bbox": [x0, y0, x1 - x0, y1 - y0],
-                    "area": (x1 - x0) * (y1 - y0),
+                    "bbox": [x, y, w, h],
+                    "area": w * h,
                     "iscrowd": 0,
                 }
             )
@@ -174,7 +176,7 @@ def coco_ground_truth(s: SyntheticSet) -> dict[str, Any]:
 def coco_results(s: SyntheticSet) -> list[dict[str, Any]]:
     """The same detections as a COCO results list (XYWH from the float32 XYXY boxes, float64 maths)."""
     xyxy = s.det_xyxy.astype(np.float64).reshape(-1, 4)
-    xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1).tolist()
+    xywh = xyxy_to_xywh_array(xyxy).tolist()
     image_ids = np.repeat(np.arange(1, s.n_images + 1), DETS_PER_IMAGE).tolist()
     cats = np.asarray(CATEGORY_IDS)[s.det_cls.reshape(-1)].tolist()
     scores = s.det_score.astype(np.float64).reshape(-1).tolist()

@@ -111,12 +111,16 @@ def test_thresholds_are_validated() -> None:
         error_breakdown(IMAGES, ANNS, CATS, PREDS, foreground_iou=0.3, background_iou=0.5)
 
 
-@pytest.mark.parametrize(("fg", "bg"), [(0.5, 0.1), (0.75, 0.0)])
-def test_vectorised_error_types_equal_the_image_by_image_loop(fg: float, bg: float) -> None:
+@pytest.mark.parametrize(("fg", "bg", "pairs_at_once"), [(0.5, 0.1, 1 << 16), (0.75, 0.0, 1 << 16), (0.5, 0.1, 7)])
+def test_vectorised_error_types_equal_the_image_by_image_loop(
+    fg: float, bg: float, pairs_at_once: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from detforge.evaluation import error_analysis
     from detforge.evaluation.error_analysis import errors_from_matches
     from detforge.evaluation.matching import COCO_IOU_THRESHOLDS, match_detections
     from evaluation._reference import random_case, reference_error_types
 
+    monkeypatch.setattr(error_analysis, "_PAIRS_AT_ONCE", pairs_at_once)  # 7: many small blocks, some partial
     for seed in range(3):
         matches = match_detections(*random_case(seed), iou_thresholds=COCO_IOU_THRESHOLDS)
         got = errors_from_matches(matches, foreground_iou=fg, background_iou=bg).detection_types

@@ -174,3 +174,49 @@ def test_column_parsing_equals_the_entry_by_entry_loop(monkeypatch: pytest.Monke
             assert torch.equal(a.text_scores.nan_to_num(-1.0), b.text_scores.nan_to_num(-1.0))
         else:
             assert a.text_scores is None and b.text_scores is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[{"image_id": 123456789012345678901234567890, "category_id": 3, "bbox": [1, 2, 3, 4], "score": 0.5}]',
+         r"\[0\]: 'image_id' 123456789012345678901234567890 is not an image"),  # orjson makes a float of it
+        ('[{"image_id": 1, "category_id": 3, "bbox": [1, 2, 3, 4], "score": NaN}]',
+         r"\[0\]: 'score' nan is not a finite number"),  # orjson refuses NaN; json reads it
+        ('[{"image_id": 1, "category_id": 3, "bbox": [1, 2, 3, 4], "score": 0.5, "text": "7",'
+         ' "text_score": 123456789012345678901234567890}]',
+         r"\[0\]: 'text_score' 123456789012345678901234567890 is not a number in \[0, 1\]"),
+    ],
+)  # fmt: skip
+def test_read_results_errors_show_the_values_as_json_reads_them(tmp_path: Path, text: str, message: str) -> None:
+    from detforge.evaluation.results_io import read_coco_results
+
+    path = tmp_path / "results.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DatasetError, match=message):
+        read_coco_results(path, IMAGES, CATS)
+
+
+def test_read_results_is_the_same_table_with_or_without_orjson(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from detforge.evaluation import results_io
+
+    entries = [
+        {"image_id": 5, "category_id": 7, "bbox": [0.1, 0.2, 10, 1e-3], "score": 0.30000000000000004},
+        {
+            "image_id": 1,
+            "category_id": 3,
+            "bbox": [1.5, 2.25, 3, 4],
+            "score": 0.9,
+            "text": "caf\u00e9",
+            "text_score": 1,
+        },
+        {"image_id": 1, "category_id": 3, "bbox": [2**53 + 1, 0, 1, 1], "score": 0.9},
+    ]
+    path = _write(tmp_path, entries)
+    fast = results_io.read_coco_results(path, IMAGES, CATS)
+    monkeypatch.setattr(results_io, "_fast_json", lambda text: None)
+    plain = results_io.read_coco_results(path, IMAGES, CATS)
+    for name in ("image_ids", "labels", "scores", "xywh", "text_scores"):
+        a, b = getattr(fast, name), getattr(plain, name)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
+    assert fast.texts == plain.texts == ("caf\u00e9", None, None)

@@ -82,8 +82,11 @@ class WeightedAP:
 
     Only true positives are looked at per weighting: a false positive never sets an interpolated
     precision (the true positive before it, or zero, is at the same recall with a higher precision), it
-    only enters the detection counts, which are one running sum over all detections. Every sum is an
-    integer count, so the numbers are exact and equal those of re-evaluating the duplicated images.
+    only enters the detection counts, which are one running sum over the detections up to each class's
+    last true positive. Every sum is an integer count (summed in int32 when the weights are counts), so the
+    numbers are exact and equal those of re-evaluating the duplicated images. Weightings are evaluated one
+    at a time into reused buffers (a few arrays of the size of the true positives: they stay in cache and
+    need no fresh memory), in blocks spread over the usable cores.
     """
 
     def __init__(self, matches: Matches) -> None:
@@ -94,98 +97,116 @@ class WeightedAP:
         order = np.lexsort((-matches.det_scores, matches.det_labels))
         labels, ignored = matches.det_labels[order], matches.det_ignored[:, order]
         tp = (matches.det_gt[:, order] >= 0) & ~ignored  # [T, M]
+        # A class's detections after its last true positive (at any threshold) never reach a count looked at.
+        last = np.full(k, -1, dtype=np.int64)
+        hits = np.flatnonzero(tp.any(axis=0))
+        np.maximum.at(last, labels[hits], hits)
+        keep = np.flatnonzero(np.arange(len(labels)) <= last[labels])
+        labels, ignored, tp = labels[keep], ignored[:, keep], tp[:, keep]
         self._num_t = tp.shape[0]
-        self._img = matches.det_image[order]
-        self._counted = (~ignored).astype(np.float64) if ignored.any() else None  # None: every detection counts
+        self._img = matches.det_image[order][keep]
+        self._counted = ~ignored if ignored.any() else None  # None: every detection counts
         # The true positives of all thresholds, flattened: by threshold, then class, then descending score.
         t_of, pos = np.nonzero(tp)
         cls = labels[pos]
-        self._t_of, self._pos, self._cls, self._tp_img = t_of, pos, cls, self._img[pos]
-        self._seg = t_of * k + cls  # segment (threshold, class): non-decreasing
-        seg_start = np.searchsorted(self._seg, np.arange(self._num_t * k), side="left")
-        self._before_seg = seg_start[self._seg] - 1  # last entry of the previous segments (-1: none)
+        self._pos, self._cls, self._tp_img = pos, cls, self._img[pos]
+        self._after_pos = pos + 1  # running-sum index just after each true positive
+        seg = t_of * k + cls  # segment (threshold, class): non-decreasing
+        seg_start = np.searchsorted(seg, np.arange(self._num_t * k), side="left")
+        self._before_seg = seg_start[seg]  # running-sum index just before the segment's first entry
         class_start = np.searchsorted(labels, np.arange(k), side="left")
-        self._before_class = class_start[cls] - 1  # last detection of the previous classes (-1: none)
+        self._before_class = class_start[cls]  # running-sum index just before the class's first detection
+        self._seg_key = seg * (_NUM_REC + 1)  # bucket (segment, recall thresholds reached) = this + reached
         self._t_bounds = np.searchsorted(t_of, np.arange(self._num_t + 1), side="left")
         num_images = len(matches.image_ids)
-        keep = ~matches.gt_crowd
+        keep_gt = ~matches.gt_crowd
         self._gt_counts = np.zeros((num_images, k), dtype=np.float64)
-        np.add.at(self._gt_counts, (matches.gt_image[keep], matches.gt_labels[keep]), 1.0)
+        np.add.at(self._gt_counts, (matches.gt_image[keep_gt], matches.gt_labels[keep_gt]), 1.0)
         self._per_image = np.bincount(self._img, minlength=num_images).astype(np.float64)  # detections per image
         self._offset = 2.0 * (k - np.arange(k))  # the rounding of earlier releases, kept for identical numbers
-        self._chunk = max(1, 4_000_000 // max(1, len(self._img) * (1 if self._counted is None else 2)))
-
-    @staticmethod
-    def _within(running: np.ndarray, at: np.ndarray, before: np.ndarray) -> np.ndarray:
-        """Running sums [B, N] (a zero column first) at `at`, restarted after `before` (-1: from the start)."""
-        return (running[:, at + 1] - running[:, before + 1]).astype(np.float64)
-
-    @staticmethod
-    def _running(values: np.ndarray, dtype: type) -> np.ndarray:
-        out = np.zeros((values.shape[0], values.shape[1] + 1), dtype=dtype)
-        np.cumsum(values, axis=1, dtype=dtype, out=out[:, 1:])
-        return out
-
-    def _counted_at_tps(self, w_det: np.ndarray, dtype: type) -> np.ndarray:
-        """[B, P] weighted count of the detections (true or false positives) of each true positive's class up
-        to and including it."""
-        if self._counted is None:
-            return self._within(self._running(w_det, dtype), self._pos, self._before_class)
-        out = np.empty((w_det.shape[0], len(self._pos)))
-        for t in range(self._num_t):
-            a, b = self._t_bounds[t], self._t_bounds[t + 1]
-            if a < b:
-                running = self._running(w_det * self._counted[t].astype(w_det.dtype), dtype)
-                out[:, a:b] = self._within(running, self._pos[a:b], self._before_class[a:b])
-        return out
 
     def per_class_many(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(AP [B, T, K] with -1 for classes without weighted ground truth, weighted num_gt [B, K]) of B
         weightings [B, I]."""
         weights = np.asarray(weights, dtype=np.float64).reshape(-1, self._gt_counts.shape[0])
-        num_b, num_t, k = weights.shape[0], self._num_t, self._k
+        num_b = weights.shape[0]
         num_gt = weights @ self._gt_counts  # [B, K]
-        ap = np.empty((num_b, num_t, k))
+        ap = np.zeros((num_b, self._num_t, self._k))
+        if len(self._pos):
+            workers = max(1, min(_usable_cpus(), num_b, _MAX_THREADS))
+            blocks = [(lo, min(num_b, lo + -(-num_b // workers))) for lo in range(0, num_b, -(-num_b // workers))]
 
-        def run(lo: int) -> None:
-            ap[lo : lo + self._chunk] = self._ap_chunk(weights[lo : lo + self._chunk], num_gt[lo : lo + self._chunk])
+            # Integer weights whose sums fit int32 are summed as int32: exact either way, and a running sum of
+            # int32 is several times faster than one of float64 (an addition's latency bounds it).
+            small = np.array_equal(weights, np.round(weights)) and float((weights @ self._per_image).max()) < 2**31
+            dtype: type = np.int32 if small else np.float64
+            counts: np.ndarray = weights.astype(dtype)
 
-        starts = range(0, num_b, self._chunk)
-        workers = min(_usable_cpus(), len(starts), _MAX_THREADS)
-        if workers > 1:  # numpy releases the GIL in its loops: chunks run on several cores at once
-            with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(run, starts))
-        else:
-            for lo in starts:
-                run(lo)
+            def run(block: tuple[int, int]) -> None:
+                buffers = _Buffers(len(self._pos), len(self._img), dtype)
+                for b in range(*block):
+                    ap[b] = self._ap_one(counts[b], num_gt[b], buffers)
+
+            if len(blocks) > 1:  # numpy releases the GIL in its loops: blocks run on several cores at once
+                with ThreadPoolExecutor(len(blocks)) as pool:
+                    list(pool.map(run, blocks))
+            else:
+                run(blocks[0])
         return np.where(num_gt[:, None, :] > 0, ap, -1.0), num_gt
 
-    def _ap_chunk(self, weights: np.ndarray, num_gt: np.ndarray) -> np.ndarray:
-        num_b, num_s = weights.shape[0], self._num_t * self._k
-        if len(self._pos) == 0:
-            return np.zeros((num_b, self._num_t, self._k))
-        # Integer weights whose sums fit int32 are summed as int32 (exact either way, int32 is faster).
-        small = np.array_equal(weights, np.round(weights)) and float((weights @ self._per_image).max()) < 2**31
-        dtype, w = (np.int32, weights.astype(np.int32)) if small else (np.float64, weights)
-        tp_w = w[:, self._tp_img]
-        running = self._running(tp_w, dtype)
-        tps = (running[:, 1:] - running[:, self._before_seg + 1]).astype(np.float64)  # [B, P], within each segment
-        counted = self._counted_at_tps(w[:, self._img], dtype)
-        gt_of = num_gt[:, self._cls]
-        recall = np.divide(tps, gt_of, out=np.zeros_like(tps), where=gt_of > 0)
-        precision = tps / (counted + _EPS)  # tps + fps, exactly: both are sums of integers
+    def _ap_one(self, weights: np.ndarray, num_gt: np.ndarray, buf: _Buffers) -> np.ndarray:
+        """AP [T, K] of one weighting [I] (int32 counts or float64; 0 for classes without weighted ground truth)."""
+        # Weighted true positives up to each true positive, within its segment (exact: sums of integers).
+        np.take(weights, self._tp_img, out=buf.s_p)
+        np.cumsum(buf.s_p, out=buf.run_p[1:])
+        tps = np.subtract(buf.run_p[1:], np.take(buf.run_p, self._before_seg, out=buf.s_p), out=buf.s_p)
+        counted = self._counted_at_tps(weights, buf)
+        # tps / (tps + fps + eps) in float64 (integer sums convert exactly inside the ufuncs)
+        precision = np.divide(tps, np.add(counted, _EPS, out=buf.p2), out=buf.p2)
         # Number of recall thresholds <= recall: the best precision reaching recall threshold j is the maximum
-        # over the true positives whose count exceeds j. Keys (resample, segment, count) are sorted.
-        reached = _thresholds_reached(recall)
-        keys = ((np.arange(num_b)[:, None] * num_s + self._seg[None, :]) * (_NUM_REC + 1) + reached).ravel()
-        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-        best = np.zeros(num_b * num_s * (_NUM_REC + 1))
-        best[keys[starts]] = np.maximum.reduceat(precision.ravel(), starts)
-        best = best.reshape(num_b, self._num_t, self._k, _NUM_REC + 1)
+        # over the true positives whose count exceeds j. Keys (segment, count) are sorted.
+        keys = np.add(self._seg_key, self._reached(tps, num_gt, buf), out=buf.key)
+        np.not_equal(keys[1:], keys[:-1], out=buf.new[1:])
+        starts = np.flatnonzero(buf.new)
+        best = np.zeros(self._num_t * self._k * (_NUM_REC + 1))
+        best[keys[starts]] = np.maximum.reduceat(precision, starts)
+        best = best.reshape(self._num_t, self._k, _NUM_REC + 1)
         q = np.maximum.accumulate(best[..., ::-1], axis=-1)[..., ::-1][..., 1:]
-        off = self._offset[None, None, :, None]
+        off = self._offset[None, :, None]
         q = np.ascontiguousarray((q + off) - off)
         return q.mean(axis=-1)
+
+    def _reached(self, tps: np.ndarray, num_gt: np.ndarray, buf: _Buffers) -> np.ndarray:
+        """[P] how many of `RECALL_THRESHOLDS` are <= each true positive's recall tps / num_gt of its class (0
+        for a class without weighted ground truth, as tps / inf). With integer counts, recall takes one of
+        num_gt + 1 values per class: they are looked up in a table built per weighting (the same divisions)."""
+        gts = np.rint(num_gt).astype(np.int64) if tps.dtype == np.int32 else None
+        if gts is None or not np.array_equal(gts, num_gt) or int(gts.sum()) > 4 * len(tps):
+            gt_safe = np.where(num_gt > 0, num_gt, np.inf)
+            return _thresholds_reached(np.divide(tps, np.take(gt_safe, self._cls, out=buf.p0), out=buf.p0))
+        sizes = gts + 1
+        first = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        values = np.arange(int(sizes.sum())) - np.repeat(first, sizes)  # 0..G_k for each class k
+        gt_safe = np.where(num_gt > 0, num_gt, np.inf)
+        table = np.searchsorted(_REC, values / np.repeat(gt_safe, sizes), side="right")
+        # tps <= num_gt of the class: each true positive has its own box.
+        index = np.add(tps, np.take(first.astype(np.int32), self._cls), out=buf.s_p2)
+        return np.take(table, index)
+
+    def _counted_at_tps(self, weights: np.ndarray, buf: _Buffers) -> np.ndarray:
+        """[P] weighted count of the detections (true or false positives) of each true positive's class up
+        to and including it (in the sums' dtype; float64 when some detections are ignored)."""
+        det_w = np.take(weights, self._img, out=buf.s_m)
+        if self._counted is None:
+            np.cumsum(det_w, out=buf.run_m[1:])
+            np.take(buf.run_m, self._after_pos, out=buf.s_p3)
+            return np.subtract(buf.s_p3, np.take(buf.run_m, self._before_class, out=buf.s_p2), out=buf.s_p3)
+        for t in range(self._num_t):
+            a, b = self._t_bounds[t], self._t_bounds[t + 1]
+            if a < b:
+                np.cumsum(det_w * self._counted[t].astype(det_w.dtype), out=buf.run_m[1:])
+                buf.p2[a:b] = buf.run_m[self._after_pos[a:b]] - buf.run_m[self._before_class[a:b]]
+        return buf.p2
 
     def per_class(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(AP [T, K] with -1 for classes without weighted ground truth, weighted num_gt [K])."""
@@ -208,6 +229,22 @@ class WeightedAP:
 
 
 _REC = np.asarray(RECALL_THRESHOLDS)
+
+
+class _Buffers:
+    """Scratch arrays of one thread for `WeightedAP._ap_one`: P true positives, M detections; sums in `dtype`."""
+
+    def __init__(self, num_p: int, num_m: int, dtype: type) -> None:
+        self.p0: np.ndarray = np.empty(num_p)
+        self.p2: np.ndarray = np.empty(num_p)
+        self.s_p: np.ndarray = np.empty(num_p, dtype)
+        self.s_p2: np.ndarray = np.empty(num_p, dtype)
+        self.s_p3: np.ndarray = np.empty(num_p, dtype)
+        self.s_m: np.ndarray = np.empty(num_m, dtype)
+        self.run_p: np.ndarray = np.zeros(num_p + 1, dtype)  # running sums with a zero in front
+        self.run_m: np.ndarray = np.zeros(num_m + 1, dtype)
+        self.key: np.ndarray = np.empty(num_p, dtype=np.int64)
+        self.new: np.ndarray = np.ones(num_p, dtype=bool)  # [0] stays True: the first entry starts a bucket
 
 
 def _thresholds_reached(recall: np.ndarray) -> np.ndarray:

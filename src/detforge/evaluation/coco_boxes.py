@@ -31,6 +31,7 @@ COCO_MAX_DETS: tuple[int, ...] = (1, 10, 100)
 _IOU_THRS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
 _REC_THRS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
 _EPS = float(np.spacing(1))
+_PAIRS_AT_ONCE = 1 << 16  # (detection, ground truth) pairs whose IoUs `_pairs` computes together
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
@@ -51,13 +52,23 @@ class BoxColumns:
         return int(self.image.shape[0])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
 class CocoBoxResult:
     """stats: the 12 numbers in pycocotools' order; per_class_ap [K]: AP@[.50:.95] (all areas, 100
-    detections) per class index, -1 without ground truth."""
+    detections) per class index, -1 without ground truth.
+
+    The matching behind them over the "all" area range, for analyses to reuse: kept [N'] the evaluated
+    detections (indices into the detections; at most 100 per image and class) by image, class, then
+    descending score (stable); matched [T, N'] the ground truth index each took at each of COCO's ten IoU
+    thresholds (-1: none); ignored [T, N'] bool: neither a hit nor a miss (it took a crowd region or an
+    ignored box, or it is unmatched with an area outside the range).
+    """
 
     stats: tuple[float, ...]
     per_class_ap: tuple[float, ...]
+    kept: np.ndarray
+    matched: np.ndarray
+    ignored: np.ndarray
 
 
 def _pair_iou(d: np.ndarray, g: np.ndarray, crowd: np.ndarray) -> np.ndarray:
@@ -94,7 +105,10 @@ def _pairs(dets: BoxColumns, gts: BoxColumns, num_classes: int) -> tuple[np.ndar
     d_of = np.repeat(np.arange(len(dkey)), size)
     within = np.arange(len(d_of)) - np.repeat(np.cumsum(size) - size, size)
     g_of = gorder[start[d_of] + within]
-    iou = _pair_iou(dets.xywh[d_of], gts.xywh[g_of], gts.crowd[g_of])
+    iou = np.empty(len(d_of))
+    for lo in range(0, len(d_of), _PAIRS_AT_ONCE):  # blocks of a few MB: in cache, no fresh pages for each
+        d, g = d_of[lo : lo + _PAIRS_AT_ONCE], g_of[lo : lo + _PAIRS_AT_ONCE]
+        iou[lo : lo + len(d)] = _pair_iou(dets.xywh[d], gts.xywh[g], gts.crowd[g])
     ok = iou >= min(float(_IOU_THRS.min()), 1 - 1e-10)
     return d_of[ok], g_of[ok], iou[ok]
 
@@ -117,7 +131,7 @@ def _match(
     bounds = np.searchsorted(rank[d_of], np.arange(int(rank.max()) + 2), side="left")
     thr = np.minimum(_IOU_THRS, 1 - 1e-10)
     used = np.zeros((num_a, num_t, len(gts)), dtype=bool)
-    tier = (~gt_ignored).astype(np.int64) + 1  # 2: counted box, 1: ignored box
+    tier = (~gt_ignored).astype(np.int32) + 1  # 2: counted box, 1: ignored box
     for r in range(len(bounds) - 1):
         lo, hi = bounds[r], bounds[r + 1]
         if lo == hi:
@@ -125,7 +139,9 @@ def _match(
         pd, pg, p_iou = d_of[lo:hi], g_of[lo:hi], iou[lo:hi]
         free = ~used[:, :, pg] | gts.crowd[pg]  # [A, T, P]
         value = (free & (p_iou[None, None, :] >= thr[None, :, None])) * tier[:, None, pg]
-        code = value * (hi - lo) + np.arange(hi - lo)
+        # int32 codes while they fit: half the memory of int64, so the step's arrays stay small and in cache
+        dtype = np.int32 if 3 * (hi - lo) < 2**31 else np.int64
+        code = value.astype(dtype, copy=False) * dtype(hi - lo) + np.arange(hi - lo, dtype=dtype)
         starts = np.flatnonzero(np.concatenate(([True], pd[1:] != pd[:-1])))
         best = np.maximum.reduceat(code, starts, axis=2)  # [A, T, S]
         a, t, s = np.nonzero(best >= (hi - lo))
@@ -159,21 +175,24 @@ def _accumulate(
     # By class, descending score; ties by image, then place in the image (as pycocotools concatenates them).
     order = np.lexsort((rank, dets.image, -dets.score, dets.label))
     bounds = np.searchsorted(dets.label[order], np.arange(num_k + 1), side="left")
-    counted_all = np.ascontiguousarray(~ignored[:, :, order])  # C order: the cumulative sums run along rows
-    tp_flags = np.ascontiguousarray(matched[:, :, order] >= 0) & counted_all
-    fp_flags = counted_all & ~tp_flags
+    # Gathered in C order (the cumulative sums run along rows); bool, not the int32 matches: 4x less to move.
+    counted_all = ~ignored[:, :, order]  # a true or a false positive
+    tp_flags = (matched >= 0)[:, :, order]
+    tp_flags &= counted_all
+    largest = int(np.diff(bounds).max(initial=0))
+    running = np.empty((num_a, num_t, largest), dtype=np.int32)  # reused by every class: no fresh pages per class
     rank = rank[order]
     for kk, k in enumerate(class_order.tolist()):
         lo, hi = int(bounds[k]), int(bounds[k + 1])
         for m, max_det in enumerate(COCO_MAX_DETS):
             if max_det >= COCO_MAX_DETS[-1]:
-                tp_sel, fp_sel = tp_flags[:, :, lo:hi], fp_flags[:, :, lo:hi]
+                tp_sel, counted_sel = tp_flags[:, :, lo:hi], counted_all[:, :, lo:hi]
             else:
                 sel = lo + np.flatnonzero(rank[lo:hi] < max_det)
-                tp_sel, fp_sel = np.ascontiguousarray(tp_flags[:, :, sel]), np.ascontiguousarray(fp_flags[:, :, sel])
+                tp_sel, counted_sel = tp_flags[:, :, sel], counted_all[:, :, sel]
             # Only true positives set interpolated precision (a false positive has a lower precision than the
             # true positive before it at the same recall), so precision is computed at those alone.
-            counted = np.cumsum(tp_sel | fp_sel, axis=2, dtype=np.int32)  # int32: far faster than int64 here
+            counted = np.cumsum(counted_sel, axis=2, dtype=np.int32, out=running[:, :, : counted_sel.shape[2]])
             for a in range(num_a):
                 npig = int(num_gt[a, k])
                 if npig == 0:
@@ -229,4 +248,4 @@ def coco_box_evaluation(gts: BoxColumns, dets: BoxColumns, category_ids: tuple[i
         values = precision[:, :, kk, 0, -1]
         values = values[values > -1]
         per_class[k] = float(values.mean()) if values.size else -1.0
-    return CocoBoxResult(_summarize(precision, recall), tuple(per_class))
+    return CocoBoxResult(_summarize(precision, recall), tuple(per_class), keep, matched[0], ignored[0])

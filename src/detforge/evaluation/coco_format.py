@@ -15,6 +15,7 @@ import numpy as np
 
 from detforge.errors import DatasetError
 from detforge.structures import RLE, Annotation, Categories, ImageRecord, Polygons
+from detforge.structures.boxes import xyxy_to_xywh, xyxy_to_xywh_array
 
 if TYPE_CHECKING:
     from detforge.structures.detections import Detections
@@ -90,12 +91,11 @@ def ground_truth_dict(
         if not categories.has_id(ann.category_id):
             raise DatasetError(f"{_where(ann)}: category id {ann.category_id} not in {list(categories.ids)}")
         height, width = sizes[ann.image_id]
-        x0, y0, x1, y1 = (float(v) for v in ann.bbox)
         entry: CocoDict = {
             "id": len(ann_dicts) + 1,
             "image_id": ann.image_id,
             "category_id": ann.category_id,
-            "bbox": [x0, y0, x1 - x0, y1 - y0],
+            "bbox": list(xyxy_to_xywh([float(v) for v in ann.bbox])),
             "iscrowd": int(ann.iscrowd),
         }
         segmentation = _segmentation(ann, height, width) if (iou_type == "segm" or ann.segmentation) else None
@@ -149,8 +149,7 @@ def detection_arrays(
     category_ids = np.asarray(categories.ids, dtype=np.int64)[labels]
     scores = det.scores.numpy().astype(np.float64)
     if iou_type == "bbox":
-        xyxy = det.boxes.numpy().astype(np.float64)
-        xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+        xywh = xyxy_to_xywh_array(det.boxes.numpy().astype(np.float64))
         return DetectionArrays(image_id, category_ids, scores, xywh, xywh[:, 2] * xywh[:, 3])
     if det.masks is None:
         raise ValueError(f"image {image_id}: segm evaluation needs Detections.masks, got None")

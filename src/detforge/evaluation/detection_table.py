@@ -16,6 +16,7 @@ import numpy as np
 from detforge.errors import DatasetError
 from detforge.evaluation.coco_boxes import BoxColumns
 from detforge.structures import Annotation, Categories, ImageRecord
+from detforge.structures.boxes import xyxy_to_xywh_array
 
 if TYPE_CHECKING:
     from detforge.structures.detections import Detections
@@ -87,7 +88,7 @@ class DetectionTable:
             text_scores = np.concatenate(
                 [d.text_scores.numpy() if d.text_scores is not None else np.full(len(d), math.nan) for _, d in parts]
             ).astype(np.float64)[order]
-        xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+        xywh = xyxy_to_xywh_array(xyxy)
         return cls(image_ids[order], labels[order], scores[order], xywh[order], texts, text_scores, xyxy[order])
 
     def to_detections(self, images: Sequence[ImageRecord]) -> dict[int, Detections]:
@@ -152,8 +153,7 @@ def ground_truth_columns(
             raise DatasetError(f"{where}: category id {ann.category_id} not in {list(categories.ids)}")
         image[n], label[n] = index[ann.image_id], cat_index[ann.category_id]
         area[n] = _annotation_area(ann, *sizes[ann.image_id])
-    xyxy = np.asarray([a.bbox for a in annotations], dtype=np.float64).reshape(-1, 4)
-    xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+    xywh = xyxy_to_xywh_array(np.asarray([a.bbox for a in annotations], dtype=np.float64).reshape(-1, 4))
     crowd = np.asarray([a.iscrowd for a in annotations], dtype=bool).reshape(-1)
     return BoxColumns(image, label, xywh, area, crowd, np.zeros(len(annotations)))
 

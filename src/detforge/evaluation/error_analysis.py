@@ -50,6 +50,7 @@ FIX_NAMES: tuple[str, ...] = (*ERROR_TYPES, "false_positives", "false_negatives"
 """Oracle fixes whose AP50 gain is reported: one per error type, then all false positives / negatives."""
 
 _CLS, _LOC, _BOTH, _DUP, _BKG = range(5)
+_PAIRS_AT_ONCE = 1 << 16  # (false positive, box) pairs per block in `_classify`
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
@@ -126,15 +127,18 @@ def _classify(
     arg_same, arg_other = np.zeros(len(fp_idx), dtype=np.int64), np.zeros(len(fp_idx), dtype=np.int64)
     det_boxes, det_labels = matches.det_boxes[fp_idx], matches.det_labels[fp_idx]
     for width in np.unique(per_fp[per_fp > 0]).tolist():
-        rows = np.flatnonzero(per_fp == width)
-        b = g_bounds[d_img[rows]][:, None] + np.arange(width)[None, :]  # [R, W] positions in gt_idx
-        g = gt_idx[b]
-        iou = pair_iou(det_boxes[rows][:, None, :], matches.gt_boxes[g])
-        same = matches.gt_labels[g] == det_labels[rows][:, None]
-        best_same[rows], col = _best_of(np.where(same, iou, -1.0))
-        arg_same[rows] = b[np.arange(len(rows)), col]
-        best_other[rows], col = _best_of(np.where(same, -1.0, iou))
-        arg_other[rows] = b[np.arange(len(rows)), col]
+        of_width = np.flatnonzero(per_fp == width)
+        step = max(1, _PAIRS_AT_ONCE // width)  # blocks of pairs small enough to stay in cache
+        for lo in range(0, len(of_width), step):
+            rows = of_width[lo : lo + step]
+            b = g_bounds[d_img[rows]][:, None] + np.arange(width)[None, :]  # [R, W] positions in gt_idx
+            g = gt_idx[b]
+            iou = pair_iou(det_boxes[rows][:, None, :], matches.gt_boxes[g])
+            same = matches.gt_labels[g] == det_labels[rows][:, None]
+            best_same[rows], col = _best_of(np.where(same, iou, -1.0))
+            arg_same[rows] = b[np.arange(len(rows)), col]
+            best_other[rows], col = _best_of(np.where(same, -1.0, iou))
+            arg_other[rows] = b[np.arange(len(rows)), col]
     arg_same, arg_other = gt_idx[arg_same], gt_idx[arg_other]
     for code, cond, tgt in (
         (_BOTH, best_other >= t_b, arg_other),

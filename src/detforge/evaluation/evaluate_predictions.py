@@ -18,10 +18,10 @@ from detforge.evaluation.analysis import (
 )
 from detforge.evaluation.bootstrap import BootstrapCI, bootstrap_from_matches
 from detforge.evaluation.calibration import Calibration, CalibrationError, calibrate_threshold
-from detforge.evaluation.coco_boxes import coco_box_evaluation
+from detforge.evaluation.coco_boxes import CocoBoxResult, coco_box_evaluation
 from detforge.evaluation.detection_table import DetectionTable, detection_columns, ground_truth_columns
 from detforge.evaluation.error_analysis import ErrorBreakdown, errors_from_matches
-from detforge.evaluation.matching import COCO_IOU_THRESHOLDS, match_detections
+from detforge.evaluation.matching import matches_from_coco
 from detforge.evaluation.metrics import CocoMetrics
 from detforge.evaluation.text_metrics import ReadMetrics, read_metrics
 from detforge.structures import Annotation, Categories, ImageRecord
@@ -86,10 +86,18 @@ def coco_metrics(
     """COCO bbox metrics of `predictions` (image id -> Detections, or a table; images without detections
     count as such): pycocotools' numbers."""
     table = predictions if isinstance(predictions, DetectionTable) else DetectionTable.from_detections(predictions)
+    return _coco_evaluation(images, annotations, categories, table)[0]
+
+
+def _coco_evaluation(
+    images: Sequence[ImageRecord], annotations: Sequence[Annotation], categories: Categories, table: DetectionTable
+) -> tuple[CocoMetrics, CocoBoxResult]:
+    """COCO's metrics of `table`, and the evaluation behind them (its matching is reused by the analyses)."""
     gts = ground_truth_columns(images, annotations, categories)
     result = coco_box_evaluation(gts, detection_columns(table, images, len(categories)), categories.ids)
     per_class = {c.name: ap for c, ap in zip(categories, result.per_class_ap, strict=True)}
-    return CocoMetrics.from_stats(result.stats, per_class, num_images=len(images), num_detections=len(table))
+    metrics = CocoMetrics.from_stats(result.stats, per_class, num_images=len(images), num_detections=len(table))
+    return metrics, result
 
 
 def evaluate_predictions(
@@ -109,7 +117,8 @@ def evaluate_predictions(
     """Evaluate `predictions` (image id -> Detections, labels 0..K-1, XYXY pixels; or a `DetectionTable`)
     against the ground truth.
 
-    Detections are matched once (COCO's rules, IoU 0.50:0.95) and every analysis reuses that matching.
+    Detections are matched once, by the COCO evaluation (pycocotools' rules, IoU 0.50:0.95, "all" area range),
+    and every analysis (curves, calibration, confusion, errors, intervals) reuses that matching.
     `score_threshold` (None: the best-F1 threshold, else 0.5) sets the confusion matrix and gallery.
     `bootstrap_n` resamples give AP/AP50 intervals (0: none). With `out_dir`, writes the HTML report there.
     When the annotations have texts and the detections carry reading results (`Detections.texts`), also
@@ -118,8 +127,8 @@ def evaluate_predictions(
     that some detection was read in); the report then has a "Reading" section.
     """
     dets = predictions if isinstance(predictions, DetectionTable) else DetectionTable.from_detections(predictions)
-    metrics = coco_metrics(images, annotations, categories, dets)
-    matches = match_detections(images, annotations, categories, dets, iou_thresholds=COCO_IOU_THRESHOLDS)
+    metrics, coco = _coco_evaluation(images, annotations, categories, dets)
+    matches = matches_from_coco(images, annotations, categories, dets, coco)  # COCO's matching, not a second one
     pr = pr_curves_from_matches(matches)
     try:
         calibration: Calibration | None = calibrate_threshold(pr)

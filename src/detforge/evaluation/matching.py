@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from detforge.errors import DatasetError
+from detforge.evaluation.coco_boxes import CocoBoxResult
 from detforge.evaluation.detection_table import DetectionTable
 from detforge.evaluation.match_groups import crowd_iou, match_to_ground_truth, pair_iou
 from detforge.structures import Annotation, Categories, ImageRecord
@@ -43,6 +44,7 @@ __all__ = [
     "interpolated_precision",
     "iou_matrix",
     "match_detections",
+    "matches_from_coco",
 ]
 
 COCO_IOU_THRESHOLDS: tuple[float, ...] = tuple(float(v) for v in np.linspace(0.5, 0.95, 10))
@@ -353,4 +355,44 @@ def match_detections(
         gt_boxes=gt[2],
         gt_crowd=gt[3],
         gt_ids=gt[4],
+    )
+
+
+def matches_from_coco(
+    images: Sequence[ImageRecord],
+    annotations: Sequence[Annotation],
+    categories: Categories,
+    table: DetectionTable,
+    coco: CocoBoxResult,
+) -> Matches:
+    """The `Matches` at COCO's ten IoU thresholds that `coco` (the `coco_box_evaluation` of `table` against
+    these annotations, `detection_columns` / `ground_truth_columns`) already made: no second matching.
+
+    The same detections in the same order as `match_detections` gives, matched by pycocotools' rules over
+    the "all" area range (IoUs from XYWH boxes as pycocotools computes them; a detection on a box whose
+    annotated area lies outside that range is ignored, as COCO ignores it).
+    """
+    ids = np.asarray(sorted(im.id for im in images), dtype=np.int64)
+    index = {c.id: k for k, c in enumerate(categories)}
+    gt_image = np.searchsorted(ids, np.asarray([a.image_id for a in annotations], dtype=np.int64).reshape(-1))
+    perm = np.argsort(gt_image, kind="stable")  # the ground truth of Matches: by image, then annotation order
+    position = np.zeros(max(1, len(perm)), dtype=np.int64)
+    position[perm] = np.arange(len(perm))
+    det_gt = np.where(coco.matched >= 0, position[np.maximum(coco.matched, 0)], -1)
+    kept = coco.kept
+    return Matches(
+        categories=categories,
+        image_ids=tuple(ids.tolist()),
+        iou_thresholds=COCO_IOU_THRESHOLDS,
+        det_image=np.searchsorted(ids, table.image_ids[kept]).astype(np.int64),
+        det_labels=table.labels[kept],
+        det_scores=table.scores[kept],
+        det_boxes=table.xyxy[kept],
+        det_gt=det_gt,
+        det_ignored=coco.ignored,
+        gt_image=gt_image[perm].astype(np.int64),
+        gt_labels=np.asarray([index[a.category_id] for a in annotations], dtype=np.int64).reshape(-1)[perm],
+        gt_boxes=np.asarray([a.bbox for a in annotations], dtype=np.float64).reshape(-1, 4)[perm],
+        gt_crowd=np.asarray([a.iscrowd for a in annotations], dtype=bool).reshape(-1)[perm],
+        gt_ids=np.asarray([a.id for a in annotations], dtype=np.int64).reshape(-1)[perm],
     )
