@@ -8,9 +8,13 @@ median with min/max. Memory figures come from /proc (no psutil).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -25,6 +29,9 @@ __all__ = [
     "THREADS",
     "Timing",
     "current_rss_mib",
+    "detforge_cli",
+    "detforge_eval",
+    "eval_curve",
     "interleaved",
     "latency_rows",
     "machine_info",
@@ -232,3 +239,56 @@ def write_result(out_dir: Path, name: str, result: Mapping[str, Any]) -> Path:
 def timing_dict(timing: Timing) -> dict[str, float]:
     """`Timing` as a plain dict of seconds."""
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(timing).items()}
+
+
+def detforge_cli() -> list[str]:
+    """The `detforge` console script of this interpreter's environment (falls back to PATH)."""
+    beside = Path(sys.executable).parent / "detforge"
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("detforge")
+    if found is None:
+        raise RuntimeError("the `detforge` command is not installed in this environment")
+    return [found]
+
+
+def eval_curve(events: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """A run's validation points from its metrics.jsonl events: seconds since the `start` event, iteration,
+    AP, AP50, val loss."""
+    start = next((e["time"] for e in events if e.get("event") == "start"), None)
+    if start is None:
+        raise RuntimeError("metrics.jsonl has no `start` event")
+    return [
+        {
+            "seconds": round(float(e["time"]) - float(start), 1),
+            "iteration": int(e["iteration"]),
+            "ap": float(e["ap"]),
+            "ap50": float(e["ap50"]),
+            "val_loss": float(e["val_loss"]),
+        }
+        for e in events
+        if e.get("event") == "eval"
+    ]
+
+
+def detforge_eval(model: Path, data: Path, split: str = "test") -> dict[str, Any]:
+    """`detforge eval MODEL DATA --split SPLIT --json` as a whole process: wall seconds, AP / AP50 and the read
+    metrics (None when the model does not read). RuntimeError with its stderr when the command fails."""
+    cmd = [*detforge_cli(), "eval", str(model), str(data), "--split", split, "--json"]  # stderr is no terminal
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    out = json.loads(proc.stdout[proc.stdout.index("{") :])
+    metrics = out.get("metrics", {})
+    read = out.get("read")
+    return {
+        "command": f"detforge eval RUN/model.pt DATA --split {split} --json",
+        "wall_seconds": round(wall, 1),
+        "ap": metrics.get("ap"),
+        "ap50": metrics.get("ap50"),
+        "score_threshold": out.get("score_threshold"),
+        "read": None if read is None else {k: v for k, v in read.items() if k != "misreads"},
+        "misreads": None if read is None else read.get("misreads", [])[:10],
+    }

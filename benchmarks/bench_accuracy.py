@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,22 +29,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from _common import detforge_cli, detforge_eval, eval_curve  # noqa: E402
+
 __all__ = ["main"]
 
 N_IMAGES = 240
 EVAL_POINTS = 6
 OVERRIDES = ["data.flip=false"]  # the sample's class is a handwritten number: a mirrored digit is not a digit
-
-
-def _detforge_cli() -> list[str]:
-    """The `detforge` console script of this interpreter's environment (falls back to PATH)."""
-    beside = Path(sys.executable).parent / "detforge"
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("detforge")
-    if found is None:
-        raise RuntimeError("the `detforge` command is not installed in this environment")
-    return [found]
 
 
 def _eval_period(data: Path, budget: str) -> tuple[int, int]:
@@ -55,24 +49,6 @@ def _eval_period(data: Path, budget: str) -> tuple[int, int]:
     config, _ = resolve_config(data, OVERRIDES, time=budget)
     max_iter = config.train.max_iter
     return max_iter, max(1, math.ceil(max_iter / EVAL_POINTS))
-
-
-def _curve(events: list[dict[str, Any]]) -> list[dict[str, float]]:
-    """Validation points: seconds since the run's `start` event, iteration, AP, AP50, val loss."""
-    start = next((e["time"] for e in events if e.get("event") == "start"), None)
-    if start is None:
-        raise RuntimeError("metrics.jsonl has no `start` event")
-    return [
-        {
-            "seconds": round(float(e["time"]) - float(start), 1),
-            "iteration": int(e["iteration"]),
-            "ap": float(e["ap"]),
-            "ap50": float(e["ap50"]),
-            "val_loss": float(e["val_loss"]),
-        }
-        for e in events
-        if e.get("event") == "eval"
-    ]
 
 
 def _plot(points: list[dict[str, float]], path: Path, title: str) -> None:
@@ -111,7 +87,7 @@ def main(out_dir: Path, *, quick: bool) -> dict[str, Any]:
         data = make_sample(Path(tmp) / "data", n=N_IMAGES, seed=0)
         max_iter, period = _eval_period(data, budget)
         run = Path(tmp) / "run"
-        cmd = [*_detforge_cli(), "train", str(data), *OVERRIDES, f"eval.period={period}"]
+        cmd = [*detforge_cli(), "train", str(data), *OVERRIDES, f"eval.period={period}"]
         cmd += ["--out", str(run), "--time", budget, "--no-progress", "--no-calibrate", "--json"]
         load_before = [round(v, 2) for v in os.getloadavg()]
         t0 = time.perf_counter()
@@ -122,10 +98,10 @@ def main(out_dir: Path, *, quick: bool) -> dict[str, Any]:
         from detforge.engine.logs import read_metrics
 
         events = read_metrics(run)
-        points = _curve(events)
+        points = eval_curve(events)
         stop: dict[str, Any] = next((e for e in reversed(events) if e.get("event") == "stop"), {})
         choices = [line for line in proc.stderr.splitlines() if " = " in line and ":" in line][:20]
-        evaluation = _evaluate_test(run / "model.pt", data)
+        evaluation = detforge_eval(run / "model.pt", data, "test")
     if not points:
         raise RuntimeError("the run logged no evaluation")
     best = max(points, key=lambda p: p["ap"])
@@ -171,29 +147,6 @@ def main(out_dir: Path, *, quick: bool) -> dict[str, Any]:
     result["rows"].extend(_eval_rows(evaluation))
     (out_dir / "accuracy.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result
-
-
-def _evaluate_test(model: Path, data: Path) -> dict[str, Any]:
-    """`detforge eval MODEL DATA --split test --json` as a whole process: wall seconds, test AP / AP50 and the
-    read metrics (None when the model does not read)."""
-    cmd = [*_detforge_cli(), "eval", str(model), str(data), "--split", "test", "--json"]  # stderr is no terminal
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    out = json.loads(proc.stdout[proc.stdout.index("{") :])
-    metrics = out.get("metrics", {})
-    read = out.get("read")
-    return {
-        "command": "detforge eval RUN/model.pt DATA --split test --json",
-        "wall_seconds": round(wall, 1),
-        "ap": metrics.get("ap"),
-        "ap50": metrics.get("ap50"),
-        "score_threshold": out.get("score_threshold"),
-        "read": None if read is None else {k: v for k, v in read.items() if k != "misreads"},
-        "misreads": None if read is None else read.get("misreads", [])[:10],
-    }
 
 
 def _eval_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:

@@ -42,6 +42,7 @@ BENCHMARKS: tuple[str, ...] = (
     "reading",
     "accuracy",
     "batch",
+    "onestage",
 )
 """Benchmark names in the order they run; `bench_<name>.py` holds each."""
 

@@ -1,7 +1,10 @@
 """From head outputs of one image to detections: score threshold, top-k, decode, per-class NMS.
 
 Written with tensor operations only (no Python branches on data), so the same code runs eagerly and
-traced into an ONNX or TorchScript graph with NMS inside.
+traced into an ONNX or TorchScript graph with NMS inside. Per-class NMS is one `nms` over boxes shifted by
+label x (image side + 1), not torchvision's `batched_nms`: that one is scripted while tracing and becomes an
+ONNX `If` (no boxes -> an empty constant), which OpenVINO 2026.4 ran as one garbage detection (score
+~-1e-30) on every image with nothing above the score threshold; ONNX Runtime was right.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torchvision.ops import batched_nms
+from torchvision.ops import nms
 
 from detforge.models.onestage.coding import distances_to_boxes, expected_distance
 
@@ -62,5 +65,6 @@ def select_detections(
     size = torch.as_tensor(input_size, dtype=boxes.dtype, device=boxes.device)  # [2] height, width
     upper = torch.stack((size[1], size[0], size[1], size[0]))
     boxes = torch.minimum(boxes.clamp(min=0.0), upper)
-    kept = batched_nms(boxes, top, labels, nms_thresh)[:detections_per_img]
+    offsets = labels.to(boxes.dtype) * (upper.amax() + 1.0)  # classes never overlap: boxes lie in [0, side]
+    kept = nms(boxes + offsets[:, None], top, nms_thresh)[:detections_per_img]
     return RawDetections(boxes[kept], top[kept], labels[kept])
