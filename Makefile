@@ -85,7 +85,7 @@ test: lint typecheck browser
 test-slow: $(VENV)/.dev
 	$(BIN)/pytest -q -m slow
 
-# Benchmarks against peers (ratios, interleaved runs); writes benchmarks/results.json and results.md (< 20 min).
+# Benchmarks against peers (ratios, interleaved runs); writes benchmarks/results.json and results.md (~50 min).
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/run_all.py
 
