@@ -221,7 +221,7 @@ MODEL_ROWS: dict[str, ModelRow] = {
         ModelRow(
             "gfl_mobilenet_v2_s",
             "gfl",
-            1_908_826,
+            1_910_362,
             3.2,
             (416, 555),
             ("imagenet",),
@@ -233,7 +233,7 @@ MODEL_ROWS: dict[str, ModelRow] = {
         ModelRow(
             "gfl_mobilenet_v2_m",
             "gfl",
-            2_016_442,
+            2_020_538,
             3.8,
             (416, 555),
             ("imagenet",),

@@ -26,6 +26,7 @@ __all__ = [
     "MobileNetV2Features",
     "OneStageNet",
     "QualityHead",
+    "SharedTower",
     "anchor_points",
     "level_sizes",
 ]
@@ -99,14 +100,39 @@ class HeadOutput:
     reg: Tensor
 
 
-class QualityHead(nn.Module):
-    """Shared across levels: `depth` depthwise-separable convs, then 1x1 convs to K class-quality logits
-    (`classify`, the only layer whose shape depends on K) and 4 (R + 1) side-distance logits (`regress`)."""
+class SharedTower(nn.Module):
+    """`depth` depthwise-separable conv blocks whose conv weights every level shares, with a BatchNorm per level
+    (shared conv, per-level norm: one running mean and variance per level, so a level is normalised in
+    evaluation as it was in training; a BatchNorm shared by levels learns a blend of their statistics).
+    forward(x [B, C, h, w], level index) -> [B, C, h, w]."""
 
-    def __init__(self, width: int, num_classes: int, *, depth: int, reg_max: int) -> None:
+    def __init__(self, width: int, depth: int, levels: int) -> None:
+        super().__init__()
+        self.depthwise = nn.ModuleList(
+            nn.Conv2d(width, width, 3, padding=1, groups=width, bias=False) for _ in range(depth)
+        )
+        self.pointwise = nn.ModuleList(nn.Conv2d(width, width, 1, bias=False) for _ in range(depth))
+        self.norms = nn.ModuleList(
+            nn.ModuleList(nn.BatchNorm2d(width) for _ in range(2 * depth)) for _ in range(levels)
+        )
+
+    def forward(self, x: Tensor, level: int) -> Tensor:
+        norms = cast(nn.ModuleList, self.norms[level])
+        for i, (depthwise, pointwise) in enumerate(zip(self.depthwise, self.pointwise, strict=True)):
+            x = F.relu6(norms[2 * i](depthwise(x)))
+            x = F.relu6(norms[2 * i + 1](pointwise(x)))
+        return x
+
+
+class QualityHead(nn.Module):
+    """Shared across levels (a BatchNorm per level, see SharedTower): `depth` depthwise-separable convs, then
+    1x1 convs to K class-quality logits (`classify`, the only layer whose shape depends on K) and 4 (R + 1)
+    side-distance logits (`regress`)."""
+
+    def __init__(self, width: int, num_classes: int, *, depth: int, reg_max: int, levels: int = len(STRIDES)) -> None:
         super().__init__()
         self.reg_max = reg_max
-        self.tower = nn.Sequential(*(DepthwiseSeparable(width, width) for _ in range(depth)))
+        self.tower = SharedTower(width, depth, levels)
         self.classify = nn.Conv2d(width, num_classes, 1)
         self.regress = nn.Conv2d(width, 4 * (reg_max + 1), 1)
         for conv, bias in ((self.classify, -math.log((1 - _PRIOR) / _PRIOR)), (self.regress, 0.0)):
@@ -115,8 +141,8 @@ class QualityHead(nn.Module):
 
     def forward(self, features: list[Tensor]) -> HeadOutput:
         cls, reg = [], []
-        for f in features:
-            shared = self.tower(f)
+        for level, f in enumerate(features):
+            shared = self.tower(f, level)
             cls.append(self.classify(shared).flatten(2).transpose(1, 2))  # [B, h*w, K]
             reg.append(self.regress(shared).flatten(2).transpose(1, 2))  # [B, h*w, 4(R+1)]
         regs = torch.cat(reg, dim=1)
