@@ -49,7 +49,9 @@ def estimate_seconds_per_image(model_name: str, min_size: int, max_size: int, *,
     """Rough training seconds per image (forward + backward) at the given input size on `device`."""
     if device.startswith("cuda"):
         return _GPU_S_PER_IMAGE
-    if model_name.startswith("gfl_"):
+    from detforge.models.info import MODEL_ROWS
+
+    if MODEL_ROWS[model_name].family == "gfl":
         family = "gfl"  # 0.44x Faster R-CNN MobileNetV2-FPN's seconds per megapixel, measured in one run
     else:
         family = "mobilenet" if "mobilenet" in model_name or "ssd" in model_name else "resnet50"
