@@ -94,6 +94,6 @@ def test_data_stats_plots_the_models_resize_without_torch(tmp_path: Path) -> Non
     result = _python(_STATS, str(data), str(tmp_path / "stats"))
     assert result.returncode == 0, result.stderr
     sizes, torch_line = result.stdout.strip().splitlines()[-2:]
-    assert sizes.split()[0] == "fasterrcnn_mobilenet_v2_fpn" and sizes.split()[-1] == "0", sizes
+    assert sizes.split()[0] == "gfl_mobilenet_v2_s" and sizes.split()[-1] == "0", sizes
     assert (tmp_path / "stats" / "box_size_px.png").is_file()
     assert torch_line == "no torch", result.stdout

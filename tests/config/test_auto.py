@@ -27,9 +27,9 @@ def _reasons_by_key(reasons: list[str]) -> dict[str, str]:
 def test_cpu_choices_are_small_and_explained() -> None:
     config, reasons = auto_config(_dataset(168, 36), device="cpu", cpu_count=2)
     by_key = _reasons_by_key(reasons)
-    assert config.model.name == "fasterrcnn_mobilenet_v2_fpn" and config.model.weights == "imagenet"
-    assert config.model.min_size == 480  # median short side, under the CPU cap of 512
-    assert config.model.max_size == 800  # keeps the model's 853/512 ratio
+    assert config.model.name == "gfl_mobilenet_v2_s" and config.model.weights == "imagenet"
+    assert config.model.min_size == 416  # the model's own 416, under the median short side (480) and the CPU cap
+    assert config.model.max_size == 704  # keeps the model's 704/416 ratio
     assert config.train.batch_size == 2
     assert config.train.lr == 2 * 0.02 * 2 / 16  # twice the linear-scaling rule on a short CPU schedule
     assert config.train.clip_grad_norm == 10.0
@@ -116,7 +116,7 @@ def test_runs_clip_gradients_unless_the_user_says_otherwise() -> None:
 def test_a_cpu_time_budget_is_filled_at_the_measured_speed() -> None:
     # MobileNetV2-FPN at 512x683, batch 2 trains at 1.5-1.8 s per iteration (validation included) on the
     # 2-core machine; the old 2.1 s estimate planned 228 iterations for 10 minutes and left 3.3 minutes unused.
-    base = load_config(None, ["train.time=10m"])
+    base = load_config(None, ["train.time=10m", "model.name=fasterrcnn_mobilenet_v2_fpn"])
     config, reasons = auto_config(_dataset(168, 36, size=(683, 512)), device="cpu", cpu_count=2, base=base)
     assert (config.model.min_size, config.train.batch_size) == (512, 2)
     planned_s = config.train.max_iter * 1.8
