@@ -36,6 +36,7 @@ def test_cpu_choices_are_small_and_explained() -> None:
     assert 100 <= config.train.max_iter <= 24 * 168 // 2
     assert config.train.warmup_iters == min(200, max(10, config.train.max_iter // 10))
     assert 1 <= config.eval.period <= config.train.max_iter
+    assert "model's own 416 px" in by_key["model.min_size"] and "(480 px)" in by_key["model.min_size"]
     assert "linear scaling" in by_key["train.lr"]
     assert "min" in by_key["train.max_iter"]  # estimated duration in minutes
     assert set(by_key) >= {

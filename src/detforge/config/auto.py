@@ -174,7 +174,8 @@ def auto_config(
             "model",
             "min_size",
             min_size,
-            f"CPU: no larger than {CPU_MAX_SIDE} px or the images' median short side ({short} px)",
+            f"CPU: the smallest of the model's own {default_min} px, {CPU_MAX_SIDE} px and the images' median short "
+            f"side ({short} px)",
         )
         c.choose("model", "max_size", max_size, f"keeps the model's {default_max}/{default_min} side ratio")
     min_size, max_size = c.get("model", "min_size") or default_min, c.get("model", "max_size") or default_max
