@@ -404,12 +404,12 @@ def main(out_dir: Path, *, quick: bool, budgets: Sequence[str] | None = None) ->
         print("   latency and export parity ...", flush=True)
         latency = _latency(trained, _photos(data, 4 if quick else 12), tmp, rounds=2 if quick else 5)
         onnx_files = {m: latency[SHORT[m]]["onnx"] for m in MODELS}
-        parity = {budgets[0]: _parity(trained, onnx_files, _photos(data, 2 if quick else 6))}
-        photos2 = _photos(data, 2)
+        parity_photos = _photos(data, 2 if quick else 6)
+        parity = {budgets[0]: _parity(trained, onnx_files, parity_photos)}
         for budget in budgets[1:]:  # longer-trained models: parity only
             trained = {m: tmp / f"{SHORT[m]}_{budget}" / "model.pt" for m in MODELS}
-            onnx_files = {m: str(_export(trained[m], tmp / f"{SHORT[m]}_{budget}.onnx", photos2)[0]) for m in MODELS}
-            parity[budget] = _parity(trained, onnx_files, _photos(data, 2 if quick else 6))
+            exports = {m: _export(trained[m], tmp / f"{SHORT[m]}_{budget}.onnx", parity_photos[:2]) for m in MODELS}
+            parity[budget] = _parity(trained, {m: str(path) for m, (path, _) in exports.items()}, parity_photos)
     rows += _latency_rows(latency)
     for budget, budget_parity in parity.items():
         rows += _static_rows(budget_parity, budget, static=budget == budgets[0])
