@@ -244,3 +244,17 @@ def test_predict_tensors_takes_uint8_chw(fake, painter) -> None:  # type: ignore
     assert dets.boxes.tolist() == BOXES
     with pytest.raises(ValueError, match=r"uint8 \[3, H, W\]"):
         Predictor(fake, device="cpu").predict_tensors([image.float() / 255])
+
+
+def test_models_get_channels_first_contiguous_floats_from_hwc_views(fake, painter) -> None:  # type: ignore[no-untyped-def]
+    """A decoded image is a [3, H, W] view of an H x W x 3 array; the float copy handed to the model is laid out
+    channels first (an exported graph's runtime would otherwise copy it again, eager resizes run channels-last)."""
+    seen: list[torch.Tensor] = []
+    predict = fake.predict
+    fake.predict = lambda images: (seen.extend(images), predict(images))[1]
+    view = torch.from_numpy(painter(64, 40, OBJECTS)).permute(2, 0, 1)
+    assert not view.is_contiguous()
+    (dets,) = Predictor(fake, device="cpu", score_threshold=0.0).predict_tensors([view])
+    assert dets.boxes.tolist() == BOXES
+    assert len(seen) == 1 and seen[0].is_contiguous() and seen[0].dtype == torch.float32
+    assert torch.equal(seen[0], view.float() / 255)

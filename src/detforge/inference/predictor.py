@@ -276,8 +276,11 @@ class Predictor:
 
     def _to_device(self, image: Tensor) -> Tensor:
         # uint8 goes over the bus (4x fewer bytes than float); no per-call pinning: page-locking a fresh
-        # buffer for every image costs more than the pageable copy it would speed up.
-        return image.to(self.device).float().div_(255.0)
+        # buffer for every image costs more than the pageable copy it would speed up. The float copy is
+        # channels-first contiguous: a decoded image is a [3, H, W] view of an H x W x 3 array, and kept in
+        # that layout it cost a second copy before an exported graph (0.4 ms per 800 x 600 photo) and a
+        # channels-last resize in eager models.
+        return image.to(self.device).to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
 
     def predict_tensors(self, images: Sequence[Tensor]) -> list[Detections]:
         """Detections of uint8 [3, H, W] CPU images (RGB, displayed frame): thresholded, sorted, on the CPU."""
