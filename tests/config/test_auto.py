@@ -125,6 +125,17 @@ def test_a_cpu_time_budget_is_filled_at_the_measured_speed() -> None:
     assert "~1.7 s per iteration" in _reasons_by_key(reasons)["train.max_iter"]
 
 
+def test_a_filled_budget_says_it_sizes_the_run_beyond_the_epoch_count() -> None:
+    # `--time 30m` for gfl planned 2,970 iterations and the reason led with "24 epochs would be 2016
+    # iterations", which read like a miscount
+    base = load_config(None, ["train.time=30m"])
+    config, reasons = auto_config(_dataset(168, 36, size=(555, 416)), device="cpu", cpu_count=2, base=base)
+    why = _reasons_by_key(reasons)["train.max_iter"]
+    assert config.model.name == "gfl_mobilenet_v2_s" and config.train.max_iter > 2016
+    assert why.startswith(f"train.max_iter = {config.train.max_iter}: time=30m sizes the run:"), why
+    assert "(24 epochs would be 2016 iterations)" in why
+
+
 def test_the_one_stage_speed_estimate_matches_the_measured_ratio() -> None:
     # benchmarks/bench_onestage.py, one machine: gfl_mobilenet_v2_s 0.29 s per step of 2 images at 416x555,
     # Faster R-CNN MobileNetV2-FPN 1.0 s at 512x683 (the old estimate put gfl at 0.66x, so --time planned

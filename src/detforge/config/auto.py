@@ -226,12 +226,17 @@ def auto_config(
             target_s, limit = 0.8 * budget_s, f"time={format_duration(budget_s)}"
         by_time = max(20 if budget_s is not None else 100, int(target_s / s_iter))
         max_iter = by_time if fills else min(by_epochs, by_time)
-        why = (
-            f"{epochs} epochs would be {by_epochs} iterations; {device} at ~{s_iter:.1f} s per iteration "
-            f"(estimated), {limit} -> about {max_iter * s_iter / 60:.0f} min"
-        )
-        if fills:
-            why += "; refitted to the budget at the measured speed once training starts"
+        if fills:  # the budget wins over the epoch count: say so first (it read like a miscount after it)
+            why = (
+                f"{limit} sizes the run: {device} at ~{s_iter:.1f} s per iteration (estimated) fills 80% of it, "
+                f"about {max_iter * s_iter / 60:.0f} min ({epochs} epochs would be {by_epochs} iterations); "
+                "refitted to the budget at the measured speed once training starts"
+            )
+        else:
+            why = (
+                f"{epochs} epochs would be {by_epochs} iterations; {device} at ~{s_iter:.1f} s per iteration "
+                f"(estimated), {limit} -> about {max_iter * s_iter / 60:.0f} min"
+            )
     if budget_s is not None and c.get("train", "time_fit") == "auto":
         c.resolve(
             "train",
