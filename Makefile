@@ -75,7 +75,8 @@ serve-demo: $(VENV)/.base
 	$(BIN)/detforge serve $(DEMO)/model.onnx
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy

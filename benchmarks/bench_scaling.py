@@ -91,8 +91,10 @@ def _synthetic(n: int, seed: int = 0) -> tuple[Any, Any, Any, list[Any]]:
         det_labels = np.concatenate([labels, rng.integers(0, CLASSES, extra)])
         detections.append(
             Detections(
-                boxes=torch.from_numpy(boxes).float(), labels=torch.from_numpy(det_labels).long(),
-                scores=torch.from_numpy(rng.uniform(0.05, 1.0, DETS_PER_IMAGE)).float(), image_size=(480, 640),
+                boxes=torch.from_numpy(boxes).float(),
+                labels=torch.from_numpy(det_labels).long(),
+                scores=torch.from_numpy(rng.uniform(0.05, 1.0, DETS_PER_IMAGE)).float(),
+                image_size=(480, 640),
             )
         )
     return images, annotations, categories, detections

@@ -297,11 +297,18 @@ def main(out_dir: Path, *, quick: bool) -> dict[str, Any]:
         "benchmark": "training",
         "quick": quick,
         "setup": {
-            "model": MODEL, "weights": "imagenet", "min_size": MIN_SIZE, "max_size": MAX_SIZE, "batch": BATCH,
-            "threads": THREADS, "train_images": "make_sample(n=40): 28 train images (480-800 px)",
+            "model": MODEL,
+            "weights": "imagenet",
+            "min_size": MIN_SIZE,
+            "max_size": MAX_SIZE,
+            "batch": BATCH,
+            "threads": THREADS,
+            "train_images": "make_sample(n=40): 28 train images (480-800 px)",
             "augmentation": "random horizontal flip in both (detforge data.augment=light)",
             "loader_workers": "default (detforge.data.loader.default_num_workers) in both",
-            "rounds": rounds, "warmup_steps": warmup, "timed_steps_per_round": timed,
+            "rounds": rounds,
+            "warmup_steps": warmup,
+            "timed_steps_per_round": timed,
             "detforge": "train_from_config: LogHook, TimeBudgetHook, CheckpointHook on; no validation subset; "
             "defaults otherwise (deterministic=auto -> on for CPU)",
             "plain": "torchvision tutorial loop: DataLoader(shuffle) + model(images, targets) + SGD + LinearLR",
@@ -321,7 +328,9 @@ def main(out_dir: Path, *, quick: bool) -> dict[str, Any]:
         },
         "goals": {
             "within_3pct_of_plain": {
-                "goal": GOAL_OVERHEAD, "measured": round(overhead, 4), "met": overhead <= GOAL_OVERHEAD
+                "goal": GOAL_OVERHEAD,
+                "measured": round(overhead, 4),
+                "met": overhead <= GOAL_OVERHEAD,
             },
             "data_wait_below_5pct": {
                 "goal": GOAL_DATA_WAIT,

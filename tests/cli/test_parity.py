@@ -30,8 +30,15 @@ def test_every_data_verb_flag_is_an_api_parameter() -> None:
 
 def test_every_top_level_verb_flag_is_an_api_parameter() -> None:
     verbs = _subparsers(build_parser())
-    api_name = {"train": "train", "predict": "predict", "eval": "evaluate", "models": "list_models", "serve": "serve",
-                "export": "export_model", "benchmark": "benchmark"}
+    api_name = {
+        "train": "train",
+        "predict": "predict",
+        "eval": "evaluate",
+        "models": "list_models",
+        "serve": "serve",
+        "export": "export_model",
+        "benchmark": "benchmark",
+    }
     for verb, name in api_name.items():
         api_params = set(inspect.signature(getattr(detforge, name)).parameters)
         dests = {a.dest for a in verbs[verb]._actions if a.dest not in CLI_ONLY | {"help", "paths"}}

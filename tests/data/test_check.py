@@ -287,8 +287,13 @@ def test_reports_json_and_text(tmp_path: Path, image_factory: Callable[..., Path
     assert data["instances_per_class"] == {"thing": 11}
     assert [p["code"] for p in data["problems"]] == ["image.missing", "box.clipped", "image.no_annotations"]
     assert data["problems"][1] == {
-        "severity": "warning", "code": "box.clipped", "file": ANN_FILE, "line": 101, "image_id": 1,
-        "annotation_id": 1, "message": report.problems[1].message,
+        "severity": "warning",
+        "code": "box.clipped",
+        "file": ANN_FILE,
+        "line": 101,
+        "image_id": 1,
+        "annotation_id": 1,
+        "message": report.problems[1].message,
     }
     lines = report.format_text().splitlines()
     assert lines[0] == "Errors (1):"

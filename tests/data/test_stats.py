@@ -203,7 +203,13 @@ def test_characters_and_lengths_are_measured_on_normalised_values(transcribed: D
     t = dataset_stats(transcribed).text
     # values: "12", "12", "3.14", "7", "+"
     assert [(c.char, c.count) for c in t.characters] == [
-        ("1", 3), ("2", 2), ("+", 1), (".", 1), ("3", 1), ("4", 1), ("7", 1)
+        ("1", 3),
+        ("2", 2),
+        ("+", 1),
+        (".", 1),
+        ("3", 1),
+        ("4", 1),
+        ("7", 1),
     ]
     assert t.characters[0].name == "DIGIT ONE" and t.characters[3].name == "FULL STOP"
     assert t.charset == "+.12347"
@@ -239,7 +245,10 @@ def test_text_table(transcribed: Dataset) -> None:
     assert "text length (characters): min 1, median 2, max 4" in text
     length_header = lines.index("length  values")
     assert [line.split() for line in lines[length_header + 2 : length_header + 6]] == [
-        ["1", "2"], ["2", "2"], ["3", "0"], ["4", "1"]
+        ["1", "2"],
+        ["2", "2"],
+        ["3", "0"],
+        ["4", "1"],
     ]
     assert any(line.split() == ["'1'", "DIGIT", "ONE", "3"] for line in lines)
     assert "character (7 distinct)" in text

@@ -123,10 +123,21 @@ def _labelstudio(root: Path) -> tuple[Path, list[Path]]:
     for i, (name, (w, h)) in enumerate(SIZES.items()):
         results = [
             {
-                "id": f"r{i}{j}", "type": "rectanglelabels", "from_name": "label", "to_name": "image",
-                "original_width": w, "original_height": h, "image_rotation": 0,
-                "value": {"x": 100 * x0 / w, "y": 100 * y0 / h, "width": 100 * (x1 - x0) / w,
-                          "height": 100 * (y1 - y0) / h, "rotation": 0, "rectanglelabels": [c]},
+                "id": f"r{i}{j}",
+                "type": "rectanglelabels",
+                "from_name": "label",
+                "to_name": "image",
+                "original_width": w,
+                "original_height": h,
+                "image_rotation": 0,
+                "value": {
+                    "x": 100 * x0 / w,
+                    "y": 100 * y0 / h,
+                    "width": 100 * (x1 - x0) / w,
+                    "height": 100 * (y1 - y0) / h,
+                    "rotation": 0,
+                    "rectanglelabels": [c],
+                },
             }
             for j, (c, x0, y0, x1, y1) in enumerate(BOXES[name])
         ]

@@ -126,9 +126,10 @@ def test_oversized_bodies_get_413_early_and_the_server_goes_on() -> None:
 def test_hostile_multipart_gets_4xx_quickly() -> None:
     app = create_app(SlowFake(), settings=ServeSettings(max_body_mb=2))
     png = _png()
-    many = b"".join(
-        b'--b\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nv\r\n' % i for i in range(5000)
-    ) + b"--b--\r\n"
+    many = (
+        b"".join(b'--b\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nv\r\n' % i for i in range(5000))
+        + b"--b--\r\n"
+    )
     huge_header = b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nX-Pad: ' + b"a" * 500_000
     huge_header += b"\r\n\r\n" + png + b"\r\n--b--\r\n"
     cases = {

@@ -164,25 +164,38 @@ def _size_problems(image: ImageRecord, header: ImageHeader) -> list[Problem]:
     actual = (header.width, header.height)
     raw = (header.raw_width, header.raw_height)
     if image.width == 0 or image.height == 0:
-        return [_problem(
-            "info", IMAGE_SIZE_UNKNOWN, image,
-            f"size not given ({image.width}x{image.height}); the file says {actual[0]}x{actual[1]} as displayed, "
-            "which is used",
-        )]
+        return [
+            _problem(
+                "info",
+                IMAGE_SIZE_UNKNOWN,
+                image,
+                f"size not given ({image.width}x{image.height}); the file says {actual[0]}x{actual[1]} as displayed, "
+                "which is used",
+            )
+        ]
     if declared == actual:
         return []
     if declared == raw and header.orientation in _SWAPS_AXES:
-        return [_problem(
-            "error", IMAGE_EXIF_SIZE, image,
-            f"declared size {declared[0]}x{declared[1]} is the raw, unrotated size; EXIF orientation "
-            f"{header.orientation} displays it as {actual[0]}x{actual[1]}, which explains the difference: labels may "
-            "have been drawn on the unrotated image (detforge uses the displayed frame)",
-        )]
+        return [
+            _problem(
+                "error",
+                IMAGE_EXIF_SIZE,
+                image,
+                f"declared size {declared[0]}x{declared[1]} is the raw, unrotated size; EXIF orientation "
+                f"{header.orientation} displays it as {actual[0]}x{actual[1]}, which explains the difference: "
+                "labels may have been drawn on the unrotated image (detforge uses the displayed frame)",
+            )
+        ]
     exif_note = f" (EXIF orientation {header.orientation} does not explain it)" if header.orientation != 1 else ""
-    return [_problem(
-        "error", IMAGE_SIZE_MISMATCH, image,
-        f"declared size {declared[0]}x{declared[1]} but the file is {actual[0]}x{actual[1]} as displayed{exif_note}",
-    )]
+    return [
+        _problem(
+            "error",
+            IMAGE_SIZE_MISMATCH,
+            image,
+            f"declared size {declared[0]}x{declared[1]} but the file is {actual[0]}x{actual[1]} "
+            f"as displayed{exif_note}",
+        )
+    ]
 
 
 def check_image(image: ImageRecord) -> ImageCheck:
@@ -220,10 +233,14 @@ def check_image(image: ImageRecord) -> ImageCheck:
     if cut:
         problems.append(_problem("error", IMAGE_TRUNCATED, image, cut))
     if header.raw_width * header.raw_height > MAX_PIXELS:
-        problems.append(_problem(
-            "error", IMAGE_TOO_LARGE, image,
-            f"{header.raw_width}x{header.raw_height} pixels exceeds the limit of {MAX_PIXELS} pixels; it cannot be "
-            "loaded",
-        ))
+        problems.append(
+            _problem(
+                "error",
+                IMAGE_TOO_LARGE,
+                image,
+                f"{header.raw_width}x{header.raw_height} pixels exceeds the limit of {MAX_PIXELS} pixels; it cannot be "
+                "loaded",
+            )
+        )
     problems.extend(_size_problems(image, header))
     return ImageCheck(header, tuple(problems))

@@ -106,5 +106,3 @@ class TesseractReader:
 
     def __repr__(self) -> str:
         return f"TesseractReader(binary={self.binary!r}, lang={self.lang!r})"
-
-
