@@ -341,7 +341,6 @@ def _latency_rows(lat: dict[str, Any]) -> list[dict[str, Any]]:
         if per_round:
             low, high = per_round[0], per_round[-1]
             note += f"; ratio per round (same round's calls) {statistics.median(per_round):.2f}, {low:.2f}-{high:.2f}"
-
         meets = ratio >= LATENCY_GOAL
         row = _row(case, g["median_ms"], f["median_ms"], "ms", ratio=ratio, gfl_worse=ratio < 1, goal=goal, note=note)
         rows.append({**row, "meets_goal": meets} if goal else row)
