@@ -120,7 +120,8 @@ def test_export_json(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeyp
                         "min_size", "max_size", "parity"}  # fmt: skip
     assert out["parity"] == {"images": 2, "image_sizes": [[64, 64], [61, 97]], "detections": 12,
                              "max_box_diff_px": 0.01, "max_score_diff": 1e-6, "count_mismatch": 0,
-                             "label_mismatch": 0, "max_mask_diff": 0.0}  # fmt: skip
+                             "label_mismatch": 0, "max_mask_diff": 0.0, "reference": "PyTorch",
+                             "pytorch_box_diff_px": None}  # fmt: skip
 
 
 def test_benchmark_json(artifact: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -78,6 +78,8 @@ def export_json(report: ExportReport) -> dict[str, Any]:
             "count_mismatch": p.count_mismatch,
             "label_mismatch": p.label_mismatch,
             "max_mask_diff": p.max_mask_diff,
+            "reference": p.reference,
+            "pytorch_box_diff_px": p.pytorch_box_diff_px,
         },
     }
 

@@ -72,9 +72,11 @@ def _export(args: argparse.Namespace) -> int:
     p = report.parity
     print(f"wrote {report.path} ({report.size_bytes / 1e6:.1f} MB, {report.seconds:.1f} s)")
     print(
-        f"parity vs PyTorch on {len(p.image_sizes)} images, {p.detections} detections: largest box difference "
+        f"parity vs {p.reference} on {len(p.image_sizes)} images, {p.detections} detections: largest box difference "
         f"{p.max_box_diff_px:.2g} px, score {p.max_score_diff:.2g}, count mismatches {p.count_mismatch}"
     )
+    if p.pytorch_box_diff_px is not None:
+        print(f"  (PyTorch float32 itself is {p.pytorch_box_diff_px:.2g} px from it: float32 rounding, not the export)")
     return 0
 
 

@@ -15,7 +15,14 @@ from torch import Tensor
 
 from detforge.export.metadata import ExportError, ExportMetadata
 from detforge.export.onnx import check_onnx_exportable, export_onnx
-from detforge.export.parity import ParityReport, ParityTolerance, load_parity_images, run_parity, synthetic_images
+from detforge.export.parity import (
+    Float64Reference,
+    ParityReport,
+    ParityTolerance,
+    load_parity_images,
+    run_parity,
+    synthetic_images,
+)
 from detforge.export.runtime import OnnxDetector, artifact_metadata
 from detforge.export.torchscript import TorchScriptDetector, export_torchscript
 from detforge.inference.predictor import SupportsPredict
@@ -62,7 +69,8 @@ def export_model(
     ONNX (opset `opset`, 11..20) works for every zoo family: Faster R-CNN, Mask R-CNN, RetinaNet, FCOS,
     SSDlite; TorchScript too. Parity runs both models on `parity_images` (files or [3, H, W] tensors;
     default four synthetic images of odd portrait and landscape sizes that the model resizes down, up and by
-    its max_size, see `parity.parity_image_sizes`) and must agree within `tolerance`.
+    its max_size, see `parity.parity_image_sizes`) and must agree within `tolerance`, with PyTorch or, where
+    float32 rounding alone moves PyTorch's boxes further, with its graph run in float64 (`parity.Float64Reference`).
     The file appears at `out` only once the check passed. An existing file there is replaced then (atomically)
     when it is an earlier detforge export, or any file with `overwrite`; otherwise OutputFolderError before
     anything is done (as for a folder, or the model file itself: see `file_kind.export_target_problem`).
@@ -93,7 +101,9 @@ def export_model(
         else:
             export_torchscript(detector, metadata, pending)
             candidate = TorchScriptDetector(pending, device="cpu")
-        parity = run_parity(detector, candidate, images, tolerance=tolerance, what=f"{target} ({spec.model_name})")
+        exact = Float64Reference(detector)  # built only when float32 PyTorch and the export disagree
+        what = f"{target} ({spec.model_name})"
+        parity = run_parity(detector, candidate, images, tolerance=tolerance, what=what, exact=exact)
         os.replace(pending, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
