@@ -77,6 +77,7 @@ def test_parity_failure_raises_and_leaves_no_file(
     monkeypatch.setattr(OnnxDetector, "run_graph", shifted)
     out = tmp_path / "model.onnx"
     expected = r"model\.onnx.*parity.*boxes differ by up to 1\.50\d* px \(tolerance 0\.05\)"
+    expected += r".*in float64 where PyTorch disagrees: boxes differ by up to 1\.50"  # off from exact arithmetic too
     with pytest.raises(ExportError, match=expected):
         export_model(tiny_artifact, format="onnx", out=out)
     assert list(tmp_path.iterdir()) == []
