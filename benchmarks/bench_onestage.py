@@ -193,26 +193,6 @@ def _latency(models: dict[str, Path], photos: list[Path], tmp: Path, *, rounds: 
     return info
 
 
-def _float64_reference(detector: Any) -> Callable[[torch.Tensor], Any] | None:
-    """The detector's deployment graph in float64 (exact arithmetic to float32's eyes), as `image -> Detections`;
-    None where the graph does not run in float64."""
-    import copy
-
-    from detforge.structures.detections import Detections
-
-    try:
-        graph = copy.deepcopy(detector.export_graph()).eval().double()
-    except Exception:
-        return None
-
-    def run(image: torch.Tensor) -> Any:
-        with torch.inference_mode():
-            boxes, labels, scores = graph(image.double())[:3]
-        return Detections(boxes.float(), labels, scores.float(), image_size=(image.shape[1], image.shape[2]))
-
-    return run
-
-
 def _largest(shapes: list[dict[str, Any]], key: str) -> float | None:
     values = [s[key] for s in shapes if key in s]
     return max(values) if values else None
@@ -224,7 +204,7 @@ def _parity(models: dict[str, Path], onnx_files: dict[str, str], photos: list[Pa
     from torch.nn import functional as nnf
 
     from detforge.export import OnnxDetector, compare_detections
-    from detforge.export.parity import parity_image_sizes
+    from detforge.export.parity import Float64Reference, parity_image_sizes
     from detforge.models import load_model
 
     out: dict[str, Any] = {}
@@ -232,7 +212,7 @@ def _parity(models: dict[str, Path], onnx_files: dict[str, str], photos: list[Pa
         detector, spec = load_model(model_pt, device="cpu")
         detector.eval()
         onnx = OnnxDetector(onnx_files[model], device="cpu", threads=THREADS)
-        exact = _float64_reference(detector)
+        exact = Float64Reference(detector)  # built on its first call; a failure is noted per shape
         base = _uint8(photos[0]).float().div(255.0)
         images = [_uint8(p).float().div(255.0) for p in photos]
         for h, w in parity_image_sizes(spec.min_size, spec.max_size):
@@ -248,8 +228,8 @@ def _parity(models: dict[str, Path], onnx_files: dict[str, str], photos: list[Pa
             }
             shape["max_box_diff_rel"] = round(shape["max_box_diff_px"] / max(image.shape[1:]), 8)
             try:
-                f64 = [exact(image)] if exact is not None else None
-            except Exception as exc:
+                f64 = exact.predict([image])
+            except Exception as exc:  # a graph that does not run in float64
                 f64, shape["float64"] = None, f"n/a: {type(exc).__name__}: {str(exc)[:120]}"
             if f64 is not None:
                 shape["pytorch_vs_float64_px"] = _diff(compare_detections(f64, ref))["max_box_diff_px"]

@@ -16,6 +16,7 @@ reference it met.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -234,16 +235,15 @@ class Float64Reference:
 
     def __init__(self, detector: Detector) -> None:
         self.num_classes = detector.num_classes
-        self._detector: Detector | None = detector
-        self._graph: torch.nn.Module | None = None
+        self._detector = detector
+
+    @functools.cached_property
+    def _graph(self) -> torch.nn.Module:
+        return copy.deepcopy(self._detector.export_graph()).cpu().eval().double()
 
     def predict(self, images: Sequence[Tensor]) -> list[Detections]:
         """Detections of float32 [3, H, W] images in [0, 1], as the exported graph gives them (see
         `torchscript.graph_detections`), computed in float64 and returned in float32."""
-        if self._graph is None:
-            assert self._detector is not None
-            self._graph = copy.deepcopy(self._detector.export_graph()).cpu().eval().double()
-            self._detector = None
         out = []
         with torch.inference_mode():
             for image in images:
